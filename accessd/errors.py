@@ -39,3 +39,13 @@ class LogCorrupt(AccessdError):
         self.path = path
         self.detail = detail
         self.kept = kept
+
+
+class IllegalTransition(AccessdError):
+    """A state machine got an event it cannot take in its state (``accessd.door``)."""
+
+    def __init__(self, state: str, event: object, detail: str) -> None:
+        super().__init__(f"door in state {state!r} cannot take {event!r}: {detail}")
+        self.state = state
+        self.event = event
+        self.detail = detail
