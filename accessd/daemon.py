@@ -1,0 +1,277 @@
+"""The daemon shell: one asyncio loop owns the socket, the timers, the log and the door.
+
+Start order: the components are constructed in :data:`COMPONENTS` order — the door
+component first, whose constructor drives the relay to its normal (locked) state before
+anything else exists — then the event log is opened and checked, the socket is bound,
+and each component's ``start()`` runs.  SIGTERM/SIGINT stop in reverse order: the
+relay goes to normal, the log is flushed, the socket is removed.
+
+Integration contract for components (each module in :data:`COMPONENTS` has
+``create(daemon) -> component | None``; a component may have ``async start()``,
+``async stop()``):
+
+* ``daemon.config`` (:class:`~accessd.config.Config`), ``daemon.loop``, ``daemon.state_dir``
+  (:class:`pathlib.Path`), ``daemon.pin_factory`` (gpiozero factory), ``daemon.mock``;
+* ``daemon.clock()`` monotonic seconds;
+* ``daemon.publish(type, **fields) -> dict`` (loop thread) and ``publish_threadsafe``;
+* ``daemon.register_command(name, handler, *, mutating=False)``: ``handler(params)``
+  returns a dict or an awaitable of one, or raises :class:`~accessd.errors.CommandError`;
+* ``daemon.register_status(name, fn)``: ``status[name] = fn()``; a dotted name such as
+  ``counts.holders`` nests;
+* hooks: ``daemon.access`` (``present(credential, reader_id)``, ``deny(reason, reader_id,
+  **fields)``), ``daemon.door`` (``grant(*, seconds, holder, reader)``, ``unlock(seconds)``,
+  ``lock()``), ``daemon.readers`` (reader id → object with ``feedback(granted)`` and
+  ``status()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import __version__
+from .config import Config
+from .errors import CommandError
+from .eventlog import EventLog
+from .events import Event
+from .sdnotify import Notifier
+from .server import Server, encode, inherited_socket
+from .timeutil import device_tz, parse_time
+
+log = logging.getLogger("accessd")
+
+# Component modules in start order (the door first: it locks the relay).
+COMPONENTS: tuple[str, ...] = ()
+
+
+def make_pin_factory(name: str):
+    """The gpiozero pin factory for ``daemon.pin_factory``."""
+    try:
+        if name == "mock":
+            from gpiozero.pins.mock import MockFactory
+
+            return MockFactory()
+        if name == "lgpio":
+            from gpiozero.pins.lgpio import LGPIOFactory
+
+            return LGPIOFactory()
+        if name == "rpigpio":
+            from gpiozero.pins.rpigpio import RPiGPIOFactory
+
+            return RPiGPIOFactory()
+    except ImportError as exc:
+        extra = {"lgpio": "pi", "rpigpio": "rpigpio"}[name]
+        raise RuntimeError(f"daemon.pin_factory = {name!r} needs its library: pip install 'accessd[{extra}]' ({exc})") from exc
+    except Exception as exc:  # no GPIO chip on this machine, permission denied …
+        raise RuntimeError(f"daemon.pin_factory = {name!r} cannot open the GPIO chip: {exc}") from exc
+    raise ValueError(f"unknown pin factory {name!r}")
+
+
+class DefaultAccess:
+    """Until an entry list is configured every credential is unknown."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def present(self, credential, reader: str) -> None:
+        cred = credential.to_json()
+        self.daemon.publish("credential.read", credential=cred, reader=reader)
+        self.deny("unknown_credential", reader, credential=cred, holder=None)
+
+    def deny(self, reason: str, reader: str, **fields) -> None:
+        self.daemon.publish("access.denied", reason=reason, reader=reader, **fields)
+        feedback = getattr(self.daemon.readers.get(reader), "feedback", None)
+        if feedback is not None:
+            feedback(False)
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        d = config.daemon
+        self.state_dir = Path(d.state_dir)
+        self.mock = d.pin_factory == "mock"
+        self.tz = device_tz(d.timezone)
+        self.pin_factory = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.log = EventLog(self.state_dir / "events.db", capacity=d.event_capacity, flush_interval=d.flush_interval)
+        self.server = Server(
+            max_clients=d.max_clients, queue_size=d.subscriber_queue, max_request=d.max_request, admin_group=d.admin_group
+        )
+        self.server.greeting = encode({"accessd": __version__, "protocol": 1})
+        self.notifier = Notifier()
+        self.access = DefaultAccess(self)
+        self.door = None
+        self.readers: dict = {}
+        self.components: list = []
+        self._status: dict[str, Callable[[], object]] = {}
+        self._seq = 0
+        self._early: list[tuple[float, str, dict]] = []  # published before the log opened
+        self._logging = False
+        self._stop: asyncio.Event | None = None
+        self.started = time.time()
+        self.log_corrupt = None
+
+    # -- the contract ------------------------------------------------------------
+    @staticmethod
+    def clock() -> float:
+        return time.monotonic()
+
+    def publish(self, type: str, **fields) -> dict:  # noqa: A002 - the event's field name
+        if not self._logging:
+            Event(seq=1, ts=0, type=type, fields=fields)  # validate now, number later
+            self._early.append((time.time(), type, fields))
+            return {"type": type, **fields}
+        self._seq += 1
+        event = Event(seq=self._seq, ts=time.time(), type=type, fields=fields)
+        self.log.append(event)
+        data = event.to_json()
+        self.server.publish(data)
+        return data
+
+    def publish_threadsafe(self, type: str, **fields) -> None:  # noqa: A002
+        self.loop.call_soon_threadsafe(lambda: self.publish(type, **fields))
+
+    def register_command(self, name: str, handler, *, mutating: bool = False) -> None:
+        self.server.register(name, handler, mutating=mutating)
+
+    def register_status(self, name: str, fn: Callable[[], object]) -> None:
+        if name in self._status:
+            raise ValueError(f"status {name!r} is registered twice")
+        self._status[name] = fn
+
+    # -- built-in commands ---------------------------------------------------------
+    def status(self, params: dict | None = None) -> dict:
+        out: dict = {
+            "daemon": {
+                "version": __version__,
+                "pid": os.getpid(),
+                "uptime": round(time.time() - self.started, 3),
+                "pin_factory": self.config.daemon.pin_factory,
+                "socket": self.server.path,
+                "state_dir": str(self.state_dir),
+                "log": {"last_seq": self._seq, "write_error": self.log.write_error,
+                        "corrupt_file_kept": self.log_corrupt.kept if self.log_corrupt else None},
+            },
+            "readers": {rid: r.status() for rid, r in self.readers.items()},
+            "counts": {"clients": len(self.server.connections), "subscribers": len(self.server.subscribers)},
+        }
+        for name, fn in self._status.items():
+            *parents, leaf = name.split(".")
+            node = out
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = fn()
+        return out
+
+    async def events(self, params: dict) -> dict:
+        def when(key: str) -> float | None:
+            value = params.get(key)
+            if value is None:
+                return None
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            try:
+                return parse_time(str(value), self.tz).timestamp()
+            except ValueError as exc:
+                raise CommandError("invalid", f"events: {key}: {exc}") from None
+
+        def integer(key: str, default: int | None) -> int | None:
+            value = params.get(key, default)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise CommandError("invalid", f"events: {key} must be a non-negative integer, got {value!r}")
+            return value
+
+        for key in ("type", "search"):
+            if params.get(key) is not None and not isinstance(params[key], str):
+                raise CommandError("invalid", f"events: {key} must be a string")
+        query = dict(
+            after_seq=integer("after_seq", 0), max_seq=integer("max_seq", None), since=when("since"),
+            until=when("until"), type_glob=params.get("type"), search=params.get("search"),
+            limit=integer("limit", 1000),
+        )
+
+        def run() -> list[dict]:
+            self.log.flush()
+            return self.log.query(**query)
+
+        rows = await self.loop.run_in_executor(None, run)
+        return {"events": rows, "last_seq": self._seq, "more": len(rows) == max(1, min(query["limit"], 10_000))}
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._stop.set)
+        try:
+            await self._start()
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    def request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def _start(self) -> None:
+        self.pin_factory = make_pin_factory(self.config.daemon.pin_factory)
+        from gpiozero import Device
+
+        Device.pin_factory = self.pin_factory  # devices get it explicitly; this catches any that do not
+        for name in COMPONENTS:
+            component = importlib.import_module(name).create(self)
+            if component is not None:
+                self.components.append(component)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.log_corrupt = self.log.open()
+        self._seq = self.log.last_seq
+        self._logging = True
+        if self.log_corrupt is not None:
+            self.notifier.notify(f"STATUS=event log corrupt, kept as {self.log_corrupt.kept}")
+            self.publish("system.log_corrupt", detail=self.log_corrupt.detail, kept=self.log_corrupt.kept)
+        for ts, etype, fields in self._early:
+            self._seq += 1
+            event = Event(seq=self._seq, ts=ts, type=etype, fields=fields)
+            self.log.append(event)
+        self._early.clear()
+        self.register_command("status", self.status)
+        self.register_command("events", self.events)
+        await self.server.start(self.config.daemon.socket, group=self.config.daemon.socket_group, sock=inherited_socket())
+        for component in self.components:
+            start = getattr(component, "start", None)
+            if start is not None:
+                await start()
+        self.publish("system.started", version=__version__, pid=os.getpid())
+        self.notifier.notify("READY=1", f"STATUS=serving on {self.server.path}")
+        interval = self.notifier.watchdog_interval()
+        if interval:
+            self.loop.create_task(self._watchdog(interval))
+        log.info("accessd %s serving on %s", __version__, self.server.path)
+
+    async def _watchdog(self, interval: float) -> None:
+        # Pinged from the loop itself: a blocked loop stops the pings and systemd restarts us.
+        while True:
+            self.notifier.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    async def _shutdown(self) -> None:
+        self.notifier.notify("STOPPING=1", "STATUS=stopping")
+        if self._logging:
+            self.publish("system.stopping", pid=os.getpid())
+        for component in reversed(self.components):
+            stop = getattr(component, "stop", None)
+            if stop is None:
+                continue
+            try:
+                await stop()
+            except Exception:  # one failing component must not keep the others (the relay) from stopping
+                log.exception("stopping %s failed", type(component).__name__)
+        await self.server.stop()
+        self.log.close()

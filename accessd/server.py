@@ -1,0 +1,346 @@
+"""The Unix socket: JSON Lines requests, responses and event subscriptions.
+
+Wire protocol (one JSON object per line, UTF-8):
+
+* on connect the daemon sends a greeting ``{"accessd": VERSION, "protocol": 1}``;
+* a request ``{"id": 7, "cmd": "status", "params": {...}}`` is answered by
+  ``{"id": 7, "ok": true, "result": {...}}`` or
+  ``{"id": 7, "ok": false, "error": {"kind": "invalid", "message": "..."}}``;
+* ``{"cmd": "subscribe", "params": {"types": ["door.*"]}}`` streams every later event
+  whose type matches a glob, one event object per line (``seq``, ``time``, ``type``, …);
+  a subscriber that does not read loses the oldest events of its bounded queue and then
+  receives ``{"notice": "missed", "missed": N}`` before the next event.
+
+No client can block the loop: every connection has its own writer task and bounded
+queues, requests are limited in size, and a bad line gets an error naming the problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import grp
+import json
+import logging
+import os
+import pwd
+import socket
+import struct
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .errors import CommandError
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = 1
+MAX_PENDING_RESPONSES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    pid: int
+    uid: int
+    gid: int
+
+
+def peer_of(sock: socket.socket) -> Peer:
+    data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return Peer(*struct.unpack("3i", data))
+
+
+def is_admin(peer: Peer, admin_group: str | None) -> bool:
+    """Root, the daemon's own user, or a member of ``admin_group`` may change things."""
+    if peer.uid in (0, os.getuid()):
+        return True
+    if not admin_group:
+        return False
+    try:
+        group = grp.getgrnam(admin_group)
+    except KeyError:
+        return False
+    if peer.gid == group.gr_gid:
+        return True
+    try:
+        return pwd.getpwuid(peer.uid).pw_name in group.gr_mem
+    except KeyError:
+        return False
+
+
+def encode(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+Handler = Callable[[dict], dict | Awaitable[dict]]
+
+
+class Connection:
+    """One client: reads requests, writes responses and subscribed events in order."""
+
+    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer_of(writer.get_extra_info("socket"))
+        self.responses: deque[bytes] = deque()
+        self.events: deque[dict] = deque(maxlen=server.queue_size)
+        self.missed = 0
+        self.globs: tuple[str, ...] | None = None
+        self.wake = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+        self.closing = False
+
+    # -- outgoing ----------------------------------------------------------------
+    def offer(self, event: dict) -> None:
+        """Queue a published event if it matches (called for every event: keep it cheap)."""
+        if self.globs is None:
+            return
+        etype = event["type"]
+        if not any(fnmatch.fnmatchcase(etype, g) for g in self.globs):
+            return
+        if len(self.events) == self.events.maxlen:
+            self.missed += 1  # the deque drops the oldest
+        self.events.append(event)
+        self.wake.set()
+
+    def respond(self, obj: dict) -> None:
+        self.responses.append(encode(obj))
+        if len(self.responses) >= MAX_PENDING_RESPONSES:
+            self.room.clear()
+        self.wake.set()
+
+    async def write_loop(self) -> None:
+        try:
+            while not self.closing:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.responses or self.events:
+                    if self.responses:
+                        self.writer.write(self.responses.popleft())
+                        if len(self.responses) < MAX_PENDING_RESPONSES:
+                            self.room.set()
+                    else:
+                        if self.missed:
+                            self.writer.write(encode({"notice": "missed", "missed": self.missed}))
+                            self.missed = 0
+                        self.writer.write(encode(self.events.popleft()))
+                    await self.writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.closing = True
+
+    # -- incoming ----------------------------------------------------------------
+    async def read_loop(self) -> None:
+        limit = self.server.max_request
+        buf = b""
+        while not self.closing:
+            try:
+                chunk = await self.reader.read(65536)
+            except (ConnectionError, OSError):
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if len(line) > limit:
+                    self.respond(self._error(None, "invalid", f"request longer than {limit} bytes"))
+                    return
+                if line.strip():
+                    await self.room.wait()
+                    await self.handle_line(line)
+            if len(buf) > limit:
+                self.respond(self._error(None, "invalid", f"request longer than {limit} bytes"))
+                return
+
+    @staticmethod
+    def _error(rid: object, kind: str, message: str) -> dict:
+        return {"id": rid, "ok": False, "error": {"kind": kind, "message": message}}
+
+    async def handle_line(self, line: bytes) -> None:
+        try:
+            req = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.respond(self._error(None, "invalid", f"request is not valid JSON: {exc}"))
+            return
+        if not isinstance(req, dict):
+            self.respond(self._error(None, "invalid", "request must be a JSON object"))
+            return
+        rid = req.get("id")
+        if isinstance(rid, dict | list):
+            self.respond(self._error(None, "invalid", "request id must be a string or a number"))
+            return
+        cmd = req.get("cmd")
+        params = req.get("params", {})
+        if not isinstance(cmd, str):
+            self.respond(self._error(rid, "invalid", "request needs a \"cmd\" string"))
+            return
+        if not isinstance(params, dict):
+            self.respond(self._error(rid, "invalid", "\"params\" must be a JSON object"))
+            return
+        try:
+            result = await self.server.dispatch(self, cmd, params)
+        except CommandError as exc:
+            self.respond(self._error(rid, exc.kind, exc.message))
+        except Exception as exc:  # a bug in a handler must not kill the connection or loop
+            log.exception("command %s failed", cmd)
+            self.respond(self._error(rid, "invalid", f"{cmd} failed: {type(exc).__name__}: {exc}"))
+        else:
+            self.respond({"id": rid, "ok": True, "result": result})
+
+
+@dataclass(slots=True)
+class Command:
+    handler: Handler
+    mutating: bool
+
+
+class Server:
+    def __init__(
+        self,
+        *,
+        max_clients: int = 256,
+        queue_size: int = 1024,
+        max_request: int = 65536,
+        admin_group: str | None = None,
+    ) -> None:
+        self.max_clients = max_clients
+        self.queue_size = queue_size
+        self.max_request = max_request
+        self.admin_group = admin_group
+        self.commands: dict[str, Command] = {}
+        self.connections: set[Connection] = set()
+        self.subscribers: list[Connection] = []
+        self._server: asyncio.AbstractServer | None = None
+        self.path: str | None = None
+        self._owns_path = False
+        self.greeting = encode({"accessd": "?", "protocol": PROTOCOL})
+
+    def register(self, name: str, handler: Handler, *, mutating: bool = False) -> None:
+        if name in self.commands:
+            raise ValueError(f"command {name!r} is registered twice")
+        self.commands[name] = Command(handler, mutating)
+
+    def publish(self, event: dict) -> None:
+        for conn in self.subscribers:
+            conn.offer(event)
+
+    async def dispatch(self, conn: Connection, cmd: str, params: dict) -> dict:
+        if cmd == "subscribe":
+            return self._subscribe(conn, params)
+        command = self.commands.get(cmd)
+        if command is None:
+            raise CommandError("invalid", f"unknown command {cmd!r} (known: {', '.join(sorted(self.commands))}, subscribe)")
+        if command.mutating and not is_admin(conn.peer, self.admin_group):
+            raise CommandError("forbidden", f"{cmd} changes the door: uid {conn.peer.uid} is not root, the daemon's user or in the admin group")
+        result = command.handler(params)
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            result = await result
+        return result
+
+    def _subscribe(self, conn: Connection, params: dict) -> dict:
+        types = params.get("types", ["*"])
+        if isinstance(types, str):
+            types = [types]
+        if not isinstance(types, list) or not types or not all(isinstance(t, str) and t for t in types):
+            raise CommandError("invalid", "subscribe: \"types\" must be a non-empty list of type globs")
+        conn.globs = tuple(types)
+        if conn not in self.subscribers:
+            self.subscribers.append(conn)
+        return {"types": types}
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self, path: str, *, group: str | None = None, sock: socket.socket | None = None) -> None:
+        """Listen on ``path`` (mode 0660, ``group``), or on an inherited socket."""
+        self.path = path
+        self._owns_path = sock is None
+        if sock is None:
+            sock = bind_unix(path, group)
+        self._server = await asyncio.start_unix_server(self._accept, sock=sock, limit=self.max_request)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.connections) >= self.max_clients:
+            writer.write(encode({"id": None, "ok": False, "error": {"kind": "unavailable", "message": f"too many clients (max {self.max_clients})"}}))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.drain(), 1)
+            writer.close()
+            return
+        conn = Connection(self, reader, writer)
+        self.connections.add(conn)
+        conn.responses.append(self.greeting)
+        conn.wake.set()
+        writer_task = asyncio.create_task(conn.write_loop())
+        try:
+            await conn.read_loop()
+            # let the last responses go out, but never wait long on a client that does not read
+            for _ in range(200):
+                if not conn.responses or writer_task.done():
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            conn.closing = True
+            conn.wake.set()
+            self.connections.discard(conn)
+            if conn in self.subscribers:
+                self.subscribers.remove(conn)
+            writer_task.cancel()
+            writer.transport.abort()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for conn in list(self.connections):
+                conn.closing = True
+                conn.writer.transport.abort()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+        if self.path and self._owns_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+def bind_unix(path: str, group: str | None) -> socket.socket:
+    """Bind a listening socket created with mode 0660 (umask, so there is no chmod race)."""
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)  # a stale socket from a process that died
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot use socket path {path}: {exc.strerror}") from exc
+        else:
+            raise OSError(f"another accessd is already listening on {path}")
+        finally:
+            probe.close()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o117)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    if group:
+        try:
+            os.chown(path, -1, grp.getgrnam(group).gr_gid)
+        except KeyError as exc:
+            sock.close()
+            raise OSError(f"daemon.socket_group: no group named {group!r}") from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def inherited_socket() -> socket.socket | None:
+    """The listening socket systemd passed (socket activation), if any."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    if int(os.environ.get("LISTEN_FDS", "0")) < 1:
+        return None
+    sock = socket.socket(fileno=3)
+    sock.setblocking(False)
+    return sock
