@@ -1,0 +1,1 @@
+"""Wiegand: card formats, card data conversion, the edge decoder and keypress formats (sans-IO)."""
