@@ -278,7 +278,7 @@ class CardFormat:
 
     def _parity_results(self, value: int) -> tuple[tuple[int, bool], ...]:
         out = []
-        for (shift, mask, kind), par in zip(self._masks, self._order):
+        for (shift, mask, kind), par in zip(self._masks, self._order, strict=True):
             bit = (value >> shift) & 1
             if kind == "even":
                 ok = ((value & mask).bit_count() + bit) % 2 == 0
