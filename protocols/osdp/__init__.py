@@ -1,0 +1,1 @@
+"""OSDP control panel, sans-IO: framing (phy), payloads, secure channel (sc), CP state machine (cp)."""
