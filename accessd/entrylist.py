@@ -73,6 +73,7 @@ FORMAT_ALIASES = {
 }
 
 PIN_MIN, PIN_MAX = 4, 16
+MAX_ERRORS = 1000  # an import stops listing errors here
 SECRET_FILE = "pin.key"
 DB_FILE = "entrylist.db"
 
@@ -121,7 +122,8 @@ class ImportFailed(EntryListError):
         self.errors, self.rows = errors, rows
         shown = "\n".join(str(e) for e in errors[:20])
         more = f"\n… and {len(errors) - 20} more" if len(errors) > 20 else ""
-        super().__init__(f"import rejected, nothing was changed ({len(errors)} error(s)):\n{shown}{more}")
+        count = f"{len(errors)} error(s)" + (f", the first {MAX_ERRORS} only" if len(errors) >= MAX_ERRORS else "")
+        super().__init__(f"import rejected, nothing was changed ({count}):\n{shown}{more}")
 
 
 class PinSpaceExhausted(EntryListError):
@@ -232,10 +234,10 @@ def _bool(value: object, field: str) -> bool:
     raise InvalidField(field, value, "true/false (or 1/0, yes/no)")
 
 
-def _text(value: object, field: str, limit: int = 200) -> str:
+def _text(value: object, field: str, limit: int = 200, allowed: str = "\t") -> str:
     if not isinstance(value, str):
         raise InvalidField(field, value, "text")
-    if len(value) > limit or any(ord(c) < 32 and c not in "\t" for c in value):
+    if len(value) > limit or any(ord(c) < 32 and c not in allowed for c in value):
         raise InvalidField(field, value, f"text of at most {limit} printable characters")
     return value
 
@@ -265,7 +267,7 @@ def normalize_holder(raw: dict, *, partial: bool = False) -> dict:
     if "last_name" in given:
         out["last_name"] = "" if blank("last_name") else _text(given["last_name"], "last_name").strip()
     if "notes" in given:
-        out["notes"] = "" if blank("notes") else _text(given["notes"], "notes", 2000)
+        out["notes"] = "" if blank("notes") else _text(given["notes"], "notes", 2000, "\t\r\n")
     if "suspended" in given:
         out["suspended"] = _bool(given["suspended"], "suspended") if not blank("suspended") else False
     for key in ("valid_from", "valid_to"):
@@ -821,14 +823,14 @@ class EntryList:
                 report.rows += 1
                 if progress is not None and report.rows % 10000 == 0:
                     progress(report.rows)
-                if fields is None or len(errors) >= 1000:
+                if fields is None or len(errors) >= MAX_ERRORS:
                     continue
                 try:
                     holder_id = self._insert_holder(fields, line)
                     self._insert_credentials(holder_id, fields, line)
                     report.added += 1
                 except EntryListError as exc:
-                    errors.append(exc)
+                    _note(errors, exc)
             if errors:
                 errors.sort(key=lambda e: getattr(e, "line", None) or 0)
                 raise ImportFailed(errors, report.rows)
@@ -905,6 +907,11 @@ def format_hex(bits: str) -> str:
     return format(int(bits, 2), "X").rjust((len(bits) + 3) // 4, "0")
 
 
+def _note(errors: list, exc: EntryListError) -> None:
+    if len(errors) < MAX_ERRORS:
+        errors.append(exc)
+
+
 def parse_header(row: list[str], errors: list) -> list[str] | None:
     """Validate the CSV header row; None (with errors) when unusable."""
     header = [h.strip().lower() for h in row]
@@ -952,19 +959,21 @@ def parse_csv(
         if header is None:
             return
     width = len(header)
+    end = reader.line_num
     for row in reader:
-        line = reader.line_num + offset
+        line = end + 1 + offset  # where the record starts (a quoted field may span lines)
+        end = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != width:
-            errors.append(InvalidField("row", ",".join(row)[:80], f"{width} columns as in the header", line))
+            _note(errors, InvalidField("row", ",".join(row)[:80], f"{width} columns as in the header", line))
             yield line, None
             continue
         raw = dict(zip(header, row, strict=True))
         try:
             fields = normalize_holder(raw)
         except InvalidField as exc:
-            errors.append(InvalidField(exc.field, exc.value, exc.expected, line))
+            _note(errors, InvalidField(exc.field, exc.value, exc.expected, line))
             yield line, None
             continue
         if hash_pin is not None and fields.get("pin"):
