@@ -451,8 +451,11 @@ class ControlPanel:
         try:
             reply = p.parse_reply(frame.code, data)
         except PayloadError as exc:
+            # a well-formed, authentic frame with a bad payload: a PD bug, not a lost reply
+            self._answered(pd, now)
+            self._advance(pd)
             self._emit(ev.BusError(address=pd.address, error=str(exc), data=frame.raw))
-            return  # wait for the timeout and retransmit
+            return
         self._answered(pd, now)
         self._handle_reply(pd, frame, reply, now)
 

@@ -628,8 +628,9 @@ class FormattedCard(Payload):
         return dict(reader=self.reader, direction=self.direction, length=len(self.data), data=self.data)
 
 
-KEY_CODES = {**{0x30 + d: str(d) for d in range(10)}, 0x7F: "*", 0x0D: "#"}
-KEY_BYTES = {v: k for k, v in KEY_CODES.items()}
+KEY_BYTES = {**{str(d): 0x30 + d for d in range(10)}, "*": 0x7F, "#": 0x0D}
+#: Parsing also accepts ASCII ``*`` (0x2A) and ``#`` (0x23), which some readers send.
+KEY_CODES = {**{v: k for k, v in KEY_BYTES.items()}, 0x2A: "*", 0x23: "#"}
 
 
 @reply(0x53, "KEYPAD", Struct("reader" / Int8ul, "count" / Int8ul, "data" / Bytes(lambda this: this.count)))
