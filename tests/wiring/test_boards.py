@@ -1,0 +1,43 @@
+"""Board profiles: header names and BCM numbers, both ways."""
+
+from __future__ import annotations
+
+import pytest
+
+from wiring.boards import BOARDS, HEADER_40, board, describe, header_pin, resolve
+from wiring.errors import UnknownPin
+
+
+@pytest.mark.parametrize("name", ["pi3", "pi4", "pi5"])
+@pytest.mark.parametrize("spelling, bcm", [
+    (22, 22), ("22", 22), ("GPIO22", 22), ("bcm22", 22), ("BOARD15", 22), ("J8:15", 22), ("pin15", 22),
+    ("BOARD3", 2), ("J8:40", 21), ("BOARD27", 0),
+])
+def test_resolve(name, spelling, bcm):
+    assert resolve(spelling, name) == bcm
+
+
+def test_header_is_a_bijection_on_gpio_lines():
+    lines = [n for n in HEADER_40.values() if n is not None]
+    assert sorted(lines) == list(range(28))
+    for bcm in lines:
+        assert resolve(f"BOARD{header_pin(bcm)}") == bcm
+
+
+@pytest.mark.parametrize("bad, shown", [
+    ("BOARD1", "3V3"), ("J8:6", "GND"), ("BOARD2", "5V"), ("BOARD41", "not on the header"),
+    (28, "28"), ("GPIO40", "40"), ("relay", "relay"), (True, "True"),
+])
+def test_unknown_pins_name_what_and_board(bad, shown):
+    with pytest.raises(UnknownPin) as info:
+        resolve(bad, "pi5")
+    assert "pi5" in str(info.value) and shown in str(info.value)
+
+
+def test_boot_pulls_and_description():
+    assert board("pi4").boot_pull(4) == "up" and board("pi4").boot_pull(22) == "down"
+    assert BOARDS["pi5"].boot_pull(22) is None
+    assert describe(22) == "GPIO22 (header pin 15)"
+    assert "SPI0 CE0" in describe(8)
+    with pytest.raises(ValueError, match="board: expected one of pi3, pi4, pi5"):
+        board("pi2")
