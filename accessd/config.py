@@ -73,6 +73,20 @@ class OsdpConfig:
     address: int = opt(0, expect="a PD address", range=(0, 126))
     scbk: str | None = opt(None, check=_hex_key)
     install_mode: bool = opt(False)
+    addresses: list[int] = opt(factory=list, expect="a PD address", range=(0, 126))  # more PDs on the bus
+    rs485: bool = opt(False)
+    poll_interval: float = opt(0.0, expect="a number of seconds", range=(0, 1))
+    reply_timeout: float = opt(0.2, expect="a number of seconds", range=(0.02, 2))
+    offline_after: float = opt(8.0, expect="a number of seconds", range=(1, 60))
+    trace: str | None = opt(None, expect="an absolute path", check=_abs_path)
+    trace_format: str = opt("jsonl", choices=("jsonl", "pcap"))
+
+    def check(self, path: str) -> None:
+        if self.install_mode and self.scbk is None:
+            raise ConfigError(f"{path}.install_mode", "install mode provisions reader.osdp.scbk, which is not set")
+        every = [self.address, *self.addresses]
+        if len(set(every)) != len(every):
+            raise ConfigError(f"{path}.addresses", f"PD addresses must be distinct, got {every}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
