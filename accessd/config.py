@@ -115,7 +115,16 @@ class DoorConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccessConfig:
-    pass
+    pin_length: int = opt(6, expect="a number of digits for --generate-pin", range=(4, 16))
+    pin_timeout: float = opt(10.0, expect="a number of seconds to enter the PIN after the card", range=(1, 300))
+    card_and_pin: bool = opt(True)  # a holder with a card and a PIN must present both
+    lockout_attempts: int = opt(5, expect="a number of failed PINs/unknown credentials (0: never lock out)", range=(0, 1000))
+    lockout_window: float = opt(60.0, expect="a number of seconds", range=(1, 86400))
+    lockout_duration: float = opt(300.0, expect="a number of seconds", range=(1, 86400))
+    latest_size: int = opt(10, expect="a number of credentials", range=(1, 1000))
+    upstream: str = opt("none", choices=("none", "fake"))
+    upstream_timeout: float = opt(2.0, expect="a number of seconds", range=(0.1, 30))
+    upstream_fake_grants: list[str] = opt(factory=list, expect="credential keys such as card:26:0318601, pin:1234, qr:TEXT")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
