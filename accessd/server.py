@@ -256,10 +256,10 @@ class Server:
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, path: str, *, group: str | None = None, sock: socket.socket | None = None) -> None:
         """Listen on ``path`` (mode 0660, ``group``), or on an inherited socket."""
-        self.path = path
-        self._owns_path = sock is None
+        owned = sock is None
         if sock is None:
             sock = bind_unix(path, group)
+        self.path, self._owns_path = path, owned
         self._server = await asyncio.start_unix_server(self._accept, sock=sock, limit=self.max_request)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
