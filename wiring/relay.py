@@ -38,21 +38,27 @@ _live: weakref.WeakSet[Relay] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
-def all_to_normal() -> int:
+def all_to_normal(*, release: bool = False) -> int:
     """Drive every live relay of this process to its normal state; returns how many."""
     with _live_lock:
         relays = list(_live)
     done = 0
     for relay in relays:
         try:
-            relay.to_normal()
+            if release:
+                relay.close()
+            else:
+                relay.to_normal()
             done += 1
         except Exception:  # noqa: BLE001 - best effort on the way out, keep going
             pass
     return done
 
 
-atexit.register(all_to_normal)
+# Registered after gpiozero's own exit handler (imported above), so it runs first:
+# the relay is at normal and released with its holding pull before gpiozero closes
+# whatever is left.
+atexit.register(all_to_normal, release=True)
 
 
 class Relay:
@@ -157,14 +163,33 @@ class Relay:
             return changed
 
     def close(self) -> None:
-        """Drive to normal, then release the line (see the README for what it does then)."""
+        """Drive to normal, release the line, and leave it pulled towards the normal level.
+
+        gpiozero releases an output by making it an input without bias (lgpio) or with
+        RPi.GPIO's cleanup defaults; a floating relay input may switch the coil.  After
+        the release the line is therefore set to an input with the SoC pull resistor on
+        the normal level's side (down when the locked level is low), so that level is
+        still held, weakly, until something else claims the line.
+        """
         with self._lock:
             if self._device.closed:
                 return
             self.to_normal()
+            locked_high = self._energized_when_locked == self.active_high
+            factory = self._device.pin_factory
             self._device.close()
+            try:
+                pin = factory.pin(self.pin)
+                pin.function = "input"
+                pin.pull = "up" if locked_high else "down"
+            except Exception:  # noqa: BLE001 - a fixed pull, a closed factory: the release stands
+                pass
         with _live_lock:
             _live.discard(self)
+
+    def hold_level(self) -> str:
+        """Which way the line is pulled after :meth:`close` ("up" or "down")."""
+        return "up" if self._energized_when_locked == self.active_high else "down"
 
     def __enter__(self) -> Relay:
         return self
