@@ -9,7 +9,6 @@ from protocols.wiegand.errors import BitsError, KeypressError
 from protocols.wiegand.formats import LIBRARY
 from protocols.wiegand.keypress import NAMES, KeypressFormat
 
-
 # --- conversion -------------------------------------------------------------------
 
 def test_auto_takes_card_number_low_bits_and_forges_facility_code():
