@@ -475,7 +475,7 @@ class EntryList:
 
     def __init__(self, state_dir: Path | str, *, db_name: str = DB_FILE) -> None:
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.path = self.state_dir / db_name
         self.secret = load_secret(self.state_dir / SECRET_FILE)
         self.conn = connect(self.path)
@@ -988,3 +988,23 @@ def rows_to_csv(rows: list[dict], *, header: bool) -> str:
         writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def fields_to_json(fields: dict) -> str:
+    """A validated row as JSON for an import's staging file (a PIN only as its hash)."""
+    out = dict(fields)
+    pin = out.get("pin")
+    if isinstance(pin, str):
+        raise ValueError("hash the PIN before staging a row")
+    if pin is not None:
+        out["pin"] = pin.hex()
+    return json.dumps(out, separators=(",", ":"))
+
+
+def fields_from_json(text: str) -> dict:
+    out = json.loads(text)
+    if out.get("pin") is not None:
+        out["pin"] = bytes.fromhex(out["pin"])
+    if out.get("card") is not None:
+        out["card"] = tuple(out["card"])
+    return out
