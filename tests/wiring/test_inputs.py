@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from gpiozero.pins.mock import MockFactory
 
@@ -228,6 +230,10 @@ def adc(request, factory):
     for s in made:
         s.close()
     mock.close()
+    # gpiozero 2.0 keys shared SPI interfaces by pin names only, and a closed one that
+    # the cyclic GC finalizes later deletes the entry of whichever live interface has
+    # the same key: collect now, before the next test builds its own.
+    gc.collect()
 
 
 def test_supervised_reads_through_real_gpiozero_adc(adc, clock):
