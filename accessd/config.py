@@ -93,6 +93,57 @@ class OsdpConfig:
 class WiegandConfig:
     d0: int = opt(17, expect="a BCM GPIO number", range=(0, 53))
     d1: int = opt(27, expect="a BCM GPIO number", range=(0, 53))
+    # card formats (protocols/wiegand/formats.py): "auto" or a format name; auto tries `preference` in order
+    format: str = opt("auto", expect="\"auto\" or a card format name")
+    preference: list[str] = opt(factory=lambda: ["H10301", "H10306", "C1k35s", "H10302", "H10304", "C1k48s"],
+                                expect="card format names")
+    accept_raw: bool = opt(False)  # frames no format fits become Raw cards instead of invalid_format
+    # card data conversion (protocols/wiegand/convert.py): present every card as this format
+    convert_to: str | None = opt(None, expect="a card format name")
+    fc_mode: str = opt("auto", choices=("auto", "optional", "override"))
+    facility_code: int = opt(0, expect="a facility code", range=(0, 4_194_303))
+    byte_reversal: bool = opt(False)
+    max_32bit: bool = opt(False)
+    # keypads (protocols/wiegand/keypress.py, protocols/keypad.py)
+    keypress_format: str = opt("FourBit", choices=("FourBit", "SixBitParity", "EightBitZeroPadded",
+                                                   "EightBitInvertPadded", "Wiegand26", "Wiegand34", "Wiegand37",
+                                                   "Wiegand37FacilityCode", "none"))
+    keypress_facility_code: int = opt(0, expect="a facility code", range=(0, 65535))
+    key_map: dict[str, int] = opt(factory=dict, expect="a key value", range=(0, 15))
+    pin_length: int = opt(0, expect="a number of digits (0: no fixed length, # submits)", range=(0, 32))
+    pin_timeout: float = opt(10.0, expect="a number of seconds", range=(3, 50))
+    # edge decoder (protocols/wiegand/decoder.py): a frame ends after k × its bit interval, within floor–ceiling
+    frame_k: float = opt(2.5, expect="a number of bit intervals", range=(1.2, 20))
+    frame_floor: float = opt(0.001, expect="a number of seconds", range=(0.0002, 1))
+    frame_ceiling: float = opt(0.06, expect="a number of seconds", range=(0.001, 1))
+    glitch_pulse: float = opt(5e-6, expect="a number of seconds", range=(0, 0.0009))
+    glitch_coincidence: float = opt(20e-6, expect="a number of seconds", range=(0, 0.0009))
+    # reader feedback lines (wiring/feedback.py)
+    led_green_pin: int | None = opt(None, expect="a BCM GPIO number", range=(0, 53))
+    led_red_pin: int | None = opt(None, expect="a BCM GPIO number", range=(0, 53))
+    led_active_low: bool = opt(True)
+    led_idle: str = opt("red", choices=("off", "red", "green", "amber"))
+    led_granted: str = opt("green", choices=("off", "red", "green", "amber"))
+    led_denied: str = opt("red", choices=("off", "red", "green", "amber"))
+    beeper_pin: int | None = opt(None, expect="a BCM GPIO number", range=(0, 53))
+    beeper_active_low: bool = opt(True)
+    feedback_time: float = opt(2.0, expect="a number of seconds", range=(0.1, 30))
+
+    def check(self, path: str) -> None:
+        if self.frame_floor > self.frame_ceiling:
+            raise ConfigError(f"{path}.frame_floor", f"must not exceed frame_ceiling ({self.frame_ceiling}), got {self.frame_floor}")
+        pins = [("d0", self.d0), ("d1", self.d1), ("led_green_pin", self.led_green_pin),
+                ("led_red_pin", self.led_red_pin), ("beeper_pin", self.beeper_pin)]
+        seen: dict[int, str] = {}
+        for name, pin in pins:
+            if pin is None:
+                continue
+            if pin in seen:
+                raise ConfigError(f"{path}.{name}", f"GPIO {pin} is already {path}.{seen[pin]}")
+            seen[pin] = name
+        for key in self.key_map:
+            if key not in "0123456789*#" or len(key) != 1:
+                raise ConfigError(f"{path}.key_map.{key}", "expected a key 0-9, * or #")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,6 +162,22 @@ class DoorConfig:
     contact_pin: int | None = opt(None, expect="a BCM GPIO number", range=(0, 53))
     rex_pin: int | None = opt(None, expect="a BCM GPIO number", range=(0, 53))
     open_too_long: float = opt(30.0, expect="a number of seconds", range=(1, 3600))
+    # door and I/O (accessd/doorctl.py; README door section)
+    relay_active_high: bool = opt(True)
+    tamper_pin: int | None = opt(None, expect="a BCM GPIO number", range=(0, 53))
+    contact_normal_state: str = opt("closed", choices=("open", "closed"))
+    rex_normal_state: str = opt("open", choices=("open", "closed"))
+    tamper_normal_state: str = opt("closed", choices=("open", "closed"))
+    debounce: float = opt(0.05, expect="a number of seconds", range=(0, 1))
+    rex_unlocks: bool = opt(True)
+    rex_shunt: float | None = opt(None, expect="a number of seconds (default: access_time)", range=(0, 3600))
+    relock_on_open: bool = opt(False)
+    prealarm: float = opt(0.0, expect="a number of seconds before held_open (0: none)", range=(0, 3600))
+    watchdog_grace: float = opt(2.0, expect="a number of seconds", range=(0.5, 60))
+
+    def check(self, path: str) -> None:
+        if self.prealarm and self.prealarm >= self.open_too_long:
+            raise ConfigError(f"{path}.prealarm", f"expected fewer seconds than open_too_long ({self.open_too_long:g}), got {self.prealarm:g}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,13 +197,49 @@ class AccessConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InputConfig:
     pin: int | None = opt(None, expect="a BCM GPIO number", range=(0, 53))
-    normal_state: str = opt("closed", choices=("open", "closed"))
+    normal_state: str = opt(expect="\"open\" or \"closed\", the circuit at rest", choices=("open", "closed"))  # required: a guess would invert the alarm
+    debounce: float | None = opt(None, expect="a number of seconds (default: door.debounce)", range=(0, 5))
+    # a supervised (end-of-line) input: an ADC channel instead of a pin
+    adc: str | None = opt(None, choices=("MCP3008", "MCP3208"))
+    channel: int = opt(0, expect="an ADC channel", range=(0, 7))
+    spi_device: int = opt(0, expect="an SPI chip select (0: CE0, 1: CE1)", range=(0, 1))
+    thresholds: list[float] = opt(factory=lambda: [0.25, 0.58, 0.83], expect="a ratio of the reference voltage", range=(0, 1))
+    poll_interval: float = opt(0.05, expect="a number of seconds", range=(0.005, 5))
+
+    def check(self, path: str) -> None:
+        if (self.pin is None) == (self.adc is None):
+            raise ConfigError(path, "an input needs either pin (a digital input) or adc and channel (a supervised input), not both")
+        t = self.thresholds
+        if len(t) != 3 or not 0 < t[0] < t[1] < t[2] < 1:
+            raise ConfigError(f"{path}.thresholds", f"expected three increasing ratios between 0 and 1 (short_below, closed_below, open_below), got {_show(t)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FormatConfig:
     name: str = opt(expect="a format name", check=lambda v: None if re.fullmatch(r"[A-Za-z][\w-]{0,31}", str(v)) else "expected a name of letters, digits, '-' or '_'")
     bit_length: int = opt(expect="a number of bits", range=(1, 256))
+    # positions count from 0 = the first bit on the wire (protocols/wiegand/formats.py custom_format)
+    fc_position: int = opt(0, expect="a bit position", range=(0, 255))
+    fc_size: int = opt(0, expect="a number of bits (0: no facility code)", range=(0, 64))
+    cn_position: int = opt(1, expect="a bit position", range=(0, 255))
+    cn_size: int = opt(expect="a number of bits", range=(1, 128))
+    start_parity: str = opt("None", choices=("None", "Even", "Odd", "Fix0", "Fix1"))
+    start_span: list[int] | None = opt(None, expect="a bit position", range=(0, 255))  # [first, last]
+    stop_parity: str = opt("None", choices=("None", "Even", "Odd", "Fix0", "Fix1"))
+    stop_span: list[int] | None = opt(None, expect="a bit position", range=(0, 255))  # [first, last]
+
+    def check(self, path: str) -> None:
+        from protocols.wiegand.errors import FormatDefinitionError
+        from protocols.wiegand.formats import custom_format
+
+        for key in ("start_span", "stop_span"):
+            span = getattr(self, key)
+            if span is not None and len(span) != 2:
+                raise ConfigError(f"{path}.{key}", f"expected [first, last], got {span}")
+        try:
+            custom_format(**{f.name: getattr(self, f.name) for f in fields(self)})
+        except FormatDefinitionError as exc:
+            raise ConfigError(path, str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +250,46 @@ class Config:
     access: AccessConfig = opt(factory=AccessConfig)
     inputs: dict[str, InputConfig] = opt(factory=dict)
     formats: list[FormatConfig] = opt(factory=list)
+
+    def check(self, path: str) -> None:
+        _check_pins(self)
+
+
+def _check_pins(cfg: Config) -> None:
+    """Every GPIO line is used once across relay, inputs, Wiegand D0/D1, LED, beeper, SPI."""
+    door = cfg.door
+    used: list[tuple[str, int]] = [("door.relay_pin", door.relay_pin)]
+    for key in ("contact_pin", "rex_pin", "tamper_pin"):
+        if getattr(door, key) is not None:
+            used.append((f"door.{key}", getattr(door, key)))
+    if cfg.reader.protocol == "wiegand":
+        w = cfg.reader.wiegand
+        for key in ("d0", "d1", "led", "beeper", "led_pin", "beeper_pin", "buzzer", "buzzer_pin"):
+            value = getattr(w, key, None)
+            if isinstance(value, int) and not isinstance(value, bool):
+                used.append((f"reader.wiegand.{key}", value))
+    for name, inp in cfg.inputs.items():
+        if inp.pin is not None:
+            used.append((f"inputs.{name}.pin", inp.pin))
+    spi = [inp for inp in cfg.inputs.values() if inp.adc is not None]
+    if spi:
+        used += [("SPI0 SCLK", 11), ("SPI0 MOSI", 10), ("SPI0 MISO", 9)]
+        for dev in sorted({inp.spi_device for inp in spi}):
+            used.append((f"SPI0 CE{dev}", (8, 7)[dev]))
+    seen: dict[int, str] = {}
+    for key, pin in used:
+        if pin in seen:
+            where = key if "." in key else seen[pin]
+            other = seen[pin] if "." in key else key
+            raise ConfigError(where, f"GPIO {pin} is already used by {other}; every pin may be used once")
+        seen[pin] = key
+    for name in ("contact", "rex", "tamper"):
+        if name in cfg.inputs and getattr(door, f"{name}_pin") is not None:
+            raise ConfigError(f"inputs.{name}", f"the door's {name} is set twice: remove door.{name}_pin or this table")
+    channels = [(inp.spi_device, inp.channel) for inp in spi]
+    for (name, inp) in cfg.inputs.items():
+        if inp.adc is not None and channels.count((inp.spi_device, inp.channel)) > 1:
+            raise ConfigError(f"inputs.{name}.channel", f"ADC channel {inp.channel} on CE{inp.spi_device} is used by two inputs")
 
 
 def _show(value: object) -> str:
