@@ -525,22 +525,25 @@ DEFAULT_PREFERENCE = ("H10301", "H10306", "C1k35s", "H10302", "H10304", "C1k48s"
 def custom_format(
     *,
     name: str,
-    data_bits: int,
+    bit_length: int,
     fc_position: int = 0,
     fc_size: int = 0,
-    cn_position: int = 0,
+    cn_position: int = 1,
     cn_size: int,
     start_parity: str = "None",
-    start_span: tuple[int, int] | None = None,
+    start_span: tuple[int, int] | list[int] | None = None,
     stop_parity: str = "None",
-    stop_span: tuple[int, int] | None = None,
+    stop_span: tuple[int, int] | list[int] | None = None,
 ) -> CardFormat:
     """A format with the commercial intercom's custom-format options.
 
-    ``data_bits`` are framed by an optional start and stop bit, each ``None``
-    (absent), ``Even``, ``Odd``, ``Fix0`` or ``Fix1``.  FC/CN positions and the
-    parity spans (first data bit, count) count from 0 = the first data bit;
-    a span defaults to the first (start) or last (stop) half of the data bits.
+    The frame has ``bit_length`` bits; its first bit is the start bit and its
+    last bit the stop bit unless that one is ``None``.  Each is ``None``
+    (absent: the bit carries data), ``Even``, ``Odd``, ``Fix0`` or ``Fix1``; the
+    data bits are the rest.  FC/CN positions and the parity spans
+    ``(first, last)`` (inclusive) count from 0 = the first bit on the wire; a
+    span defaults to the first (start bit) or second (stop bit) half of the
+    data bits.
     """
     kinds = {"none": None, "even": "even", "odd": "odd", "fix0": "fix0", "fix1": "fix1"}
     lead = kinds.get(str(start_parity).lower(), "?")
@@ -548,41 +551,45 @@ def custom_format(
     for label, kind, given in (("start_parity", lead, start_parity), ("stop_parity", tail, stop_parity)):
         if kind == "?":
             raise FormatDefinitionError(name, f"{label}: expected None/Even/Odd/Fix0/Fix1, got {given!r}")
-    if not 1 <= data_bits <= MAX_BITS - 2:
-        raise FormatDefinitionError(name, f"data_bits: expected 1–{MAX_BITS - 2}, got {data_bits}")
-    offset = 1 if lead else 0
-    n = offset + data_bits + (1 if tail else 0)
+    n = bit_length
+    if not 1 <= n <= MAX_BITS:
+        raise FormatDefinitionError(name, f"bit_length: expected 1–{MAX_BITS}, got {n}")
+    first_data = 1 if lead else 0
+    last_data = n - 2 if tail else n - 1
+    data_bits = last_data - first_data + 1
+    if data_bits < 1:
+        raise FormatDefinitionError(name, f"{n} bits leave no data bits between the start and stop bits")
     fields = []
     for fname, pos, size in (("facility_code", fc_position, fc_size), ("card_number", cn_position, cn_size)):
         if size:
-            if pos < 0 or pos + size > data_bits:
+            if pos < first_data or pos + size - 1 > last_data:
                 raise FormatDefinitionError(
-                    name, f"{fname} at data bit {pos} with {size} bits runs past the {data_bits} data bits"
+                    name, f"{fname} at bit {pos} with {size} bits is outside the data bits {first_data}–{last_data}"
                 )
-            fields.append(Field(name=fname, start=offset + pos, length=size))
-    half = data_bits // 2
+            fields.append(Field(name=fname, start=pos, length=size))
+    half = first_data + (data_bits + 1) // 2
     parity = []
-    for kind, pos, given, default in (
-        (lead, 0, start_span, (0, (data_bits + 1) // 2)),
-        (tail, n - 1, stop_span, (half, data_bits - half)),
+    for label, kind, pos, given, default in (
+        ("start_span", lead, 0, start_span, (first_data, half - 1)),
+        ("stop_span", tail, n - 1, stop_span, (half if data_bits > 1 else first_data, last_data)),
     ):
         if kind is None:
             continue
         if kind in ("fix0", "fix1"):
             parity.append(Parity(position=pos, kind=kind))
             continue
-        first, count = tuple(given) if given else default
-        if first < 0 or count < 1 or first + count > data_bits:
+        lo, hi = tuple(given) if given else default
+        if not first_data <= lo <= hi <= last_data:
             raise FormatDefinitionError(
-                name, f"parity span (first {first}, count {count}) is outside the {data_bits} data bits"
+                name, f"{label} ({lo}, {hi}) is outside the data bits {first_data}–{last_data}"
             )
-        parity.append(Parity(position=pos, kind=kind, covers=tuple(range(offset + first, offset + first + count))))
+        parity.append(Parity(position=pos, kind=kind, covers=tuple(range(lo, hi + 1))))
     try:
         return CardFormat(name=name, bit_length=n, fields=tuple(fields), parity=tuple(parity),
                           description="custom format from the config", source="config")
+    except FormatDefinitionError:
+        raise
     except ValueError as exc:
-        if isinstance(exc, FormatDefinitionError):
-            raise
         raise FormatDefinitionError(name, str(exc)) from None
 
 

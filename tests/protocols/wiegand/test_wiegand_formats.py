@@ -246,8 +246,11 @@ def test_p10001_prefix_and_check_byte():
 # --- custom formats ---------------------------------------------------------------
 
 def test_custom_format_equivalent_to_h10301():
-    custom = custom_format(name="Site26", data_bits=24, fc_position=0, fc_size=8, cn_position=8, cn_size=16,
-                           start_parity="Even", start_span=(0, 12), stop_parity="Odd", stop_span=(12, 12))
+    custom = custom_format(name="Site26", bit_length=26, fc_position=1, fc_size=8, cn_position=9, cn_size=16,
+                           start_parity="Even", start_span=(1, 12), stop_parity="Odd", stop_span=(13, 24))
+    default_spans = custom_format(name="S2", bit_length=26, fc_position=1, fc_size=8, cn_position=9, cn_size=16,
+                                  start_parity="Even", stop_parity="Odd")
+    assert default_spans.parity == custom.parity
     lib = LIBRARY.with_formats([custom])
     bits = lib.encode("Site26", facility_code=90, card_number=324)
     assert bits == "00101101000000001010001000"
@@ -255,7 +258,7 @@ def test_custom_format_equivalent_to_h10301():
 
 
 def test_custom_format_fixed_bits_and_no_parity():
-    custom = custom_format(name="Fix", data_bits=30, cn_position=2, cn_size=28, start_parity="Fix1",
+    custom = custom_format(name="Fix", bit_length=31, cn_position=3, cn_size=28, start_parity="Fix1",
                            stop_parity="None")
     assert custom.bit_length == 31
     bits = custom.encode(card_number=5)
@@ -265,12 +268,14 @@ def test_custom_format_fixed_bits_and_no_parity():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"start_parity": "Mark"}, "start_parity: expected None/Even/Odd/Fix0/Fix1, got 'Mark'"),
-    ({"cn_position": 20, "cn_size": 8}, "card_number at data bit 20 with 8 bits runs past the 24 data bits"),
-    ({"start_parity": "Even", "start_span": (20, 8)}, "parity span (first 20, count 8) is outside"),
-    ({"fc_position": 0, "fc_size": 9}, "bit 8 is in both facility_code and card_number"),
+    ({"cn_position": 20, "cn_size": 8}, "card_number at bit 20 with 8 bits is outside the data bits 0–25"),
+    ({"start_parity": "Even", "cn_position": 0}, "card_number at bit 0 with 16 bits is outside the data bits 1–25"),
+    ({"start_parity": "Even", "cn_position": 10, "start_span": (20, 30)},
+     "start_span (20, 30) is outside the data bits 1–25"),
+    ({"fc_position": 1, "fc_size": 9}, "bit 9 is in both facility_code and card_number"),
 ])
 def test_custom_format_errors_name_the_option(kwargs, message):
-    base = {"name": "Bad", "data_bits": 24, "fc_position": 0, "fc_size": 8, "cn_position": 8, "cn_size": 16}
+    base = {"name": "Bad", "bit_length": 26, "fc_position": 1, "fc_size": 8, "cn_position": 9, "cn_size": 16}
     with pytest.raises(FormatDefinitionError) as err:
         custom_format(**{**base, **kwargs})
     assert message in str(err.value) and str(err.value).startswith("format Bad:")
@@ -278,7 +283,7 @@ def test_custom_format_errors_name_the_option(kwargs, message):
 
 def test_duplicate_names_rejected():
     with pytest.raises(FormatDefinitionError, match="already taken"):
-        LIBRARY.with_formats([custom_format(name="wiegand26", data_bits=24, cn_size=16)])
+        LIBRARY.with_formats([custom_format(name="wiegand26", bit_length=24, cn_size=16)])
 
 
 def test_parity_cycle_rejected():
