@@ -205,11 +205,12 @@ class Daemon:
         return {"events": rows, "last_seq": self._seq, "more": len(rows) == max(1, min(query["limit"], 10_000))}
 
     # -- lifecycle ---------------------------------------------------------------
-    async def run(self) -> None:
+    async def run(self, *, signals: bool = True) -> None:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self._stop.set)
+        if signals:  # the main thread only; tests and benchmarks run the loop elsewhere
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.loop.add_signal_handler(sig, self._stop.set)
         try:
             await self._start()
             await self._stop.wait()

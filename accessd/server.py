@@ -88,6 +88,7 @@ class Connection:
         self.events: deque[dict] = deque(maxlen=server.queue_size)
         self.missed = 0
         self.globs: tuple[str, ...] | None = None
+        self.matches: dict[str, bool] = {}  # event type → wanted, per subscription
         self.wake = asyncio.Event()
         self.room = asyncio.Event()
         self.room.set()
@@ -99,7 +100,10 @@ class Connection:
         if self.globs is None:
             return
         etype = event["type"]
-        if not any(fnmatch.fnmatchcase(etype, g) for g in self.globs):
+        wanted = self.matches.get(etype)
+        if wanted is None:
+            wanted = self.matches[etype] = any(fnmatch.fnmatchcase(etype, g) for g in self.globs)
+        if not wanted:
             return
         if len(self.events) == self.events.maxlen:
             self.missed += 1  # the deque drops the oldest
@@ -249,6 +253,7 @@ class Server:
         if not isinstance(types, list) or not types or not all(isinstance(t, str) and t for t in types):
             raise CommandError("invalid", "subscribe: \"types\" must be a non-empty list of type globs")
         conn.globs = tuple(types)
+        conn.matches = {}
         if conn not in self.subscribers:
             self.subscribers.append(conn)
         return {"types": types}
