@@ -298,6 +298,11 @@ class Server:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            # give clients that read a moment to receive the last events (system.stopping)
+            for _ in range(50):
+                if not any((c.events or c.responses) and not c.closing for c in self.connections):
+                    break
+                await asyncio.sleep(0.01)
             for conn in list(self.connections):
                 conn.closing = True
                 conn.writer.transport.abort()

@@ -1,0 +1,93 @@
+"""accessd-cli against a real daemon: output, exit codes, events export and follow."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+
+from accessd.cli import build_parser
+
+
+def test_status_human_and_json(daemon):
+    human = daemon.cli("status", check=0).stdout
+    assert f"pid {daemon.proc.pid}" in human and "pins mock" in human
+    data = json.loads(daemon.cli("status", "--json", check=0).stdout)
+    assert data["daemon"]["pin_factory"] == "mock" and data["daemon"]["socket"] == daemon.socket
+
+
+def test_unreachable_daemon_exits_3_naming_the_socket(tmp_path):
+    missing = str(tmp_path / "nobody-home.sock")
+    done = subprocess.run([sys.executable, "-m", "accessd.cli", "--socket", missing, "status"], capture_output=True, text=True)
+    assert done.returncode == 3
+    assert missing in done.stderr
+
+
+def test_environment_variable_names_the_socket(daemon):
+    done = subprocess.run(
+        [sys.executable, "-m", "accessd.cli", "status", "--json"], capture_output=True, text=True,
+        env={**daemon.env, "ACCESSD_SOCKET": daemon.socket},
+    )
+    assert done.returncode == 0 and json.loads(done.stdout)["daemon"]["pid"] == daemon.proc.pid
+
+
+def test_usage_errors_exit_2(daemon):
+    assert daemon.cli("events", "--since", "last tuesday").returncode == 2
+    assert daemon.cli("no-such-command").returncode == 2
+    assert daemon.cli("events", "--follow", "--until", "2026-01-01").returncode == 2
+
+
+def test_events_csv_is_rfc_4180(daemon):
+    raw = subprocess.run([sys.executable, "-m", "accessd.cli", "--socket", daemon.socket, "events", "--csv"], capture_output=True, check=True).stdout
+    assert raw.count(b"\r\n") == 2 and b"\n" not in raw.replace(b"\r\n", b"")
+    rows = list(csv.reader(io.StringIO(raw.decode(), newline="")))
+    assert rows[0] == ["seq", "time", "type", "reader", "reason", "holder", "credential", "details"]
+    assert rows[1][2] == "system.started"
+    assert json.loads(rows[1][7])["pid"] == daemon.proc.pid  # quotes inside a field survive
+
+
+def test_events_json_lines_and_filters(daemon):
+    lines = daemon.cli("events", "--json", check=0).stdout.splitlines()
+    assert [json.loads(x)["type"] for x in lines] == ["system.started"]
+    assert daemon.cli("events", "--json", "--since", "2999-01-01", check=0).stdout == ""
+    assert daemon.cli("events", "--json", "--type", "door.*", check=0).stdout == ""
+    assert daemon.cli("events", "--json", "--search", str(daemon.proc.pid), check=0).stdout.strip()
+
+
+def test_events_follow_shows_the_log_then_streams(daemon_factory):
+    d = daemon_factory()
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "accessd.cli", "--socket", d.socket, "events", "--follow", "--json"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        first = json.loads(follow.stdout.readline())
+        assert first["type"] == "system.started"
+        time.sleep(0.3)
+        d.stop()  # publishes system.stopping to subscribers before closing
+        rest = [json.loads(line) for line in follow.stdout]
+        assert [e["type"] for e in rest] == ["system.stopping"]
+        assert rest[0]["seq"] == first["seq"] + 1
+    finally:
+        follow.kill()
+        follow.wait()
+
+
+def leaf_parsers(parser: argparse.ArgumentParser, path=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from leaf_parsers(child, (*path, name))
+            return
+    yield path, parser
+
+
+def test_every_command_takes_json():
+    leaves = list(leaf_parsers(build_parser()))
+    assert len(leaves) >= 6
+    for path, parser in leaves:
+        assert "--json" in parser._option_string_actions, " ".join(path)
