@@ -161,6 +161,14 @@ class DigitalInput:
         """The undebounced state of the line right now."""
         return self._state_of(bool(self._device.is_active))
 
+    @property
+    def debounce(self) -> float:
+        return self._debounce.seconds
+
+    def resync(self, now: float) -> None:
+        """Accept the line's present level at once (start-up), dropping any pending change."""
+        self._debounce = Debounce(self.raw_state(), seconds=self._debounce.seconds, now=now)
+
     def edge(self, circuit_closed: bool, now: float) -> list[InputChange]:
         """The line changed to ``circuit_closed`` at ``now`` (owner's thread)."""
         before = self.state
@@ -296,6 +304,10 @@ class SupervisedInput:
     @property
     def active(self) -> bool:
         return self.state == "active"
+
+    @property
+    def debounce(self) -> float:
+        return self._debounce.seconds
 
     def sample(self, now: float) -> list[InputChange]:
         """Read the ADC once at ``now``."""

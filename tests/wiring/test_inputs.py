@@ -307,3 +307,12 @@ def test_supervised_argument_checks(factory):
         SupervisedInput("z", channel=8, pin_factory=factory)
     with pytest.raises(BadThresholds):
         SupervisedInput("z", thresholds=(0.9, 0.5, 0.1), pin_factory=factory)
+
+
+def test_resync_accepts_present_level_at_once(factory, clock):
+    inp, pin, _ = make_digital(factory, clock)
+    pin.drive_high()
+    inp.edge(False, clock.t)
+    assert inp.next_deadline() is not None and inp.state == "inactive"
+    inp.resync(clock.t)
+    assert inp.state == "active" and inp.next_deadline() is None and inp.debounce == 0.05

@@ -1,0 +1,387 @@
+"""The door component: relay, inputs, the pure :class:`~accessd.door.Door` and its timers.
+
+It is first in the daemon's ``COMPONENTS``: its constructor claims the relay line at
+the normal (locked) level before storage, the socket or any reader exists.  Then:
+
+* inputs (contact, REX, tamper and every ``[inputs.NAME]``) are gpiozero devices; their
+  callbacks (gpiozero's thread) only stamp the level and hop onto the loop, where the
+  debounce, the :class:`Door` and the publishing happen;
+* the door's and the inputs' deadlines drive one ``loop.call_later`` timer (timers are
+  data: ``next_deadline()`` / ``tick(now)``);
+* a small watchdog thread forces the relay to normal when it stays unlocked more than
+  ``door.watchdog_grace`` seconds past the door's deadline, which only happens when the
+  loop is stalled (a blocked callback, a stuck disk); it publishes ``system.watchdog``
+  when the loop runs again.  The systemd watchdog (the daemon's) restarts a hung
+  process; start-up locks again;
+* any exception while handling a door event drives the relay to normal and rebuilds the
+  door state locked from the inputs (``door.locked`` with ``reason: "fault"``).
+
+Commands: ``door.unlock {seconds}``, ``door.lock``, ``simulate.input {name, state}``
+(mock pins only).  Status: ``door``, ``relay``, ``inputs``.  Events: ``door.*``,
+``input.changed``, ``tamper`` (a supervised loop cut or shorted, or the tamper input
+active) and ``system.watchdog``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+
+from .door import Contact, Door, DoorPolicy, Emit, Grant, ManualLock, ManualUnlock, Rex, SetRelay, Tick
+from .errors import CommandError
+
+log = logging.getLogger("accessd.door")
+
+MAX_UNLOCK = 86_400.0
+WATCHDOG_PERIOD = 0.1
+
+
+def create(daemon):
+    return DoorController(daemon)
+
+
+class DoorController:
+    """Owns the relay, the inputs and the door state machine; lives on the daemon's loop."""
+
+    def __init__(self, daemon, *, watchdog_period: float = WATCHDOG_PERIOD) -> None:
+        from wiring.relay import Relay
+
+        cfg = daemon.config.door
+        self.daemon = daemon
+        self.cfg = cfg
+        self.clock = daemon.clock
+        # First, before anything that can fail: the relay line at its locked level.
+        self.relay = Relay(cfg.relay_pin, normal_state=cfg.normal_state, active_high=cfg.relay_active_high,
+                           pin_factory=daemon.pin_factory, clock=daemon.clock)
+        self.inputs: dict = {}
+        self._mock_adcs: dict[int, object] = {}
+        try:
+            self._build_inputs()
+        except Exception:
+            self._close_inputs()
+            self.relay.close()
+            raise
+        self.policy = DoorPolicy(
+            access_time=cfg.access_time, open_too_long=cfg.open_too_long, prealarm=cfg.prealarm,
+            relock_on_open=cfg.relock_on_open, rex_unlocks=cfg.rex_unlocks, rex_shunt=cfg.rex_shunt,
+            has_contact="contact" in self.inputs, has_rex="rex" in self.inputs,
+        )
+        self.door = self._fresh_door(self.clock())
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._watch_deadline: float | None = None
+        self._watchdog_period = watchdog_period
+        self.watchdog_trips = 0
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        daemon.door = self
+        daemon.register_command("door.unlock", self._cmd_unlock, mutating=True)
+        daemon.register_command("door.lock", self._cmd_lock, mutating=True)
+        daemon.register_command("simulate.input", self._cmd_simulate_input, mutating=True)
+        daemon.register_status("door", self.door_status)
+        daemon.register_status("relay", self.relay.status)
+        daemon.register_status("inputs", self.inputs_status)
+
+    # -- construction -------------------------------------------------------------------
+
+    def _build_inputs(self) -> None:
+        from wiring.inputs import DigitalInput, MockMCP3xxx, SupervisedInput, ratio_for
+
+        cfg, daemon = self.cfg, self.daemon
+        specs: list[tuple[str, object]] = []
+        for role in ("contact", "rex", "tamper"):
+            pin = getattr(cfg, f"{role}_pin")
+            if pin is not None:
+                specs.append((role, {"pin": pin, "normal_state": getattr(cfg, f"{role}_normal_state"),
+                                     "debounce": cfg.debounce}))
+        for name, ic in daemon.config.inputs.items():
+            specs.append((name, ic))
+        if daemon.mock:  # the chip side of every ADC, before gpiozero claims the SPI pins
+            for _, spec in specs:
+                if getattr(spec, "adc", None) and spec.spi_device not in self._mock_adcs:
+                    bits = 12 if spec.adc == "MCP3208" else 10
+                    self._mock_adcs[spec.spi_device] = MockMCP3xxx(
+                        bits=bits, select=spec.spi_device, pin_factory=daemon.pin_factory)
+        for name, spec in specs:
+            if isinstance(spec, dict):
+                pin, normal, debounce, adc = spec["pin"], spec["normal_state"], spec["debounce"], None
+            else:
+                pin, normal, adc = spec.pin, spec.normal_state, spec.adc
+                debounce = cfg.debounce if spec.debounce is None else spec.debounce
+            if adc is not None:
+                thresholds = tuple(spec.thresholds)
+                if daemon.mock:
+                    self._mock_adcs[spec.spi_device].set_ratio(spec.channel, ratio_for("inactive", thresholds, normal))
+                inp = SupervisedInput(name, chip=adc, channel=spec.channel, select=spec.spi_device,
+                                      normal_state=normal, thresholds=thresholds, debounce=debounce,
+                                      poll_interval=spec.poll_interval, pin_factory=daemon.pin_factory,
+                                      clock=self.clock)
+            else:
+                inp = DigitalInput(name, pin, normal_state=normal, debounce=debounce,
+                                   pin_factory=daemon.pin_factory, clock=self.clock)
+                if daemon.mock:  # simulation starts with every input at rest
+                    self._drive_mock_pin(inp, "inactive")
+                    inp.resync(self.clock())
+                inp.on_edge = self._edge_from_thread
+            self.inputs[name] = inp
+
+    def _fresh_door(self, now: float) -> Door:
+        return Door(self.policy, contact_open=self._role_open("contact"),
+                    rex_pressed=self._role_open("rex"), now=now)
+
+    def _role_open(self, role: str) -> bool:
+        inp = self.inputs.get(role)
+        return inp is not None and inp.state == "active"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._thread = threading.Thread(target=self._watchdog, name="accessd-relay-watchdog", daemon=True)
+        self._thread.start()
+        self._reschedule()
+
+    async def stop(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Relay to normal first, then everything else (best effort, idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        was_unlocked = self.relay.unlocked
+        try:
+            self.relay.to_normal()
+        finally:
+            self._stopping.set()
+            if self._timer is not None:
+                self._timer.cancel()
+            self._close_inputs()
+            self.relay.close()
+        if was_unlocked:
+            try:
+                self.daemon.publish("door.locked", reason="stopping")
+            except Exception:  # noqa: BLE001 - the log may be gone already
+                log.exception("could not publish door.locked at stop")
+
+    def _close_inputs(self) -> None:
+        for inp in self.inputs.values():
+            try:
+                inp.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing input %s failed", inp.name)
+        for chip in self._mock_adcs.values():
+            chip.close()
+
+    # -- the hooks of the contract (loop thread) -------------------------------------------
+
+    def grant(self, *, seconds: float | None = None, holder: dict | None = None, reader: str | None = None) -> dict:
+        self._handle(Grant(seconds=seconds, holder=holder, reader=reader))
+        return self.door_status()
+
+    def unlock(self, seconds: float | None = None) -> dict:
+        self._handle(ManualUnlock(seconds=seconds))
+        return self.door_status()
+
+    def lock(self) -> dict:
+        self._handle(ManualLock())
+        return self.door_status()
+
+    # -- status -----------------------------------------------------------------------------
+
+    def door_status(self) -> dict:
+        out = self.door.status(max(self.clock(), self.door.now))
+        out["watchdog_trips"] = self.watchdog_trips
+        return out
+
+    def inputs_status(self) -> dict:
+        return {name: inp.status() for name, inp in self.inputs.items()}
+
+    # -- the event path ---------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return max(self.clock(), self.door.now)
+
+    def _handle(self, event) -> None:
+        if self._stopped:
+            raise CommandError("unavailable", "the door is stopping")
+        now = self._now()
+        try:
+            self._apply(self.door.handle(event, now))
+        except Exception as exc:
+            self._fail_safe(exc, event)
+        self._reschedule()
+
+    def _apply(self, actions) -> None:
+        for action in actions:
+            if isinstance(action, SetRelay):
+                self.relay.set_unlocked(action.unlocked)
+                self._watch_deadline = self.door.unlock_until if action.unlocked else None
+            elif isinstance(action, Emit):
+                self.daemon.publish(action.type, **action.fields)
+        self._watch_deadline = self.door.unlock_until if self.door.unlocked else None
+
+    def _fail_safe(self, exc: BaseException, event: object) -> None:
+        """Whatever went wrong, the relay goes to normal and the door restarts locked."""
+        log.exception("door: %r failed; relay to normal", event)
+        self.relay.to_normal()
+        self._watch_deadline = None
+        self.door = self._fresh_door(self._now())
+        try:
+            self.daemon.publish("door.locked", reason="fault", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the fault may be the log itself
+            log.exception("door: could not publish the fault")
+
+    def _edge_from_thread(self, inp, circuit_closed: bool, at: float) -> None:
+        """gpiozero's callback thread (or the caller's, on mock pins): hop to the loop."""
+        loop = self.daemon.loop
+        if loop is not None and not self._stopped:
+            loop.call_soon_threadsafe(self._edge, inp, circuit_closed, at)
+
+    def _edge(self, inp, circuit_closed: bool, at: float) -> None:
+        if self._stopped:
+            return
+        try:
+            changes = inp.edge(circuit_closed, at)
+            self._input_changes(changes)
+        except Exception as exc:
+            self._fail_safe(exc, ("edge", inp.name, circuit_closed))
+        self._reschedule()
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._stopped:
+            return
+        now = self._now()
+        try:
+            changes = []
+            for inp in self.inputs.values():
+                changes += inp.tick(now)
+            self._input_changes(changes)
+            self._apply(self.door.handle(Tick(), self._now()))
+        except Exception as exc:
+            self._fail_safe(exc, Tick())
+        self._reschedule()
+
+    def _input_changes(self, changes) -> None:
+        for change in changes:
+            fields = {"name": change.name, "state": change.state, "previous": change.previous}
+            if change.value is not None:
+                fields["value"] = change.value
+            self.daemon.publish("input.changed", **fields)
+            if change.fault:
+                self.daemon.publish("tamper", input=change.name, state=change.state)
+            elif change.name == "tamper" and change.state == "active":
+                self.daemon.publish("tamper", input=change.name, state=change.state)
+            if change.name == "contact" and not change.fault:
+                is_open = change.state == "active"
+                if is_open != self.door.contact_open:
+                    self._apply(self.door.handle(Contact(open=is_open), self._now()))
+            elif change.name == "rex" and not change.fault:
+                pressed = change.state == "active"
+                if pressed != self.door.rex_pressed:
+                    self._apply(self.door.handle(Rex(pressed=pressed), self._now()))
+
+    def _reschedule(self) -> None:
+        if self._stopped or self.daemon.loop is None:
+            return
+        deadlines = [self.door.next_deadline()] + [inp.next_deadline() for inp in self.inputs.values()]
+        due = min((d for d in deadlines if d is not None), default=None)
+        if due == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
+        if due is not None:
+            self._timer_at = due
+            self._timer = self.daemon.loop.call_later(max(0.0, due - self.clock()), self._tick)
+
+    # -- the watchdog thread ------------------------------------------------------------------
+
+    def _watchdog(self) -> None:
+        while not self._stopping.wait(self._watchdog_period):
+            self.watchdog_check()
+
+    def watchdog_check(self) -> bool:
+        """Force the relay to normal if it is overdue; True when it did (any thread)."""
+        deadline = self._watch_deadline
+        if deadline is None or not self.relay.unlocked:
+            return False
+        late = self.clock() - deadline
+        if late <= self.cfg.watchdog_grace:
+            return False
+        if not self.relay.to_normal():
+            return False
+        self.watchdog_trips += 1
+        self._watch_deadline = None
+        log.error("relay forced to normal by the watchdog: %.3f s past its deadline (event loop stalled?)", late)
+        try:
+            self.daemon.publish_threadsafe("system.watchdog", component="door", action="relay_to_normal",
+                                           late=round(late, 3))
+        except Exception:  # noqa: BLE001 - the loop may be closed
+            pass
+        return True
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def _cmd_unlock(self, params: dict) -> dict:
+        _only(params, "door.unlock", {"seconds"})
+        seconds = params.get("seconds")
+        if seconds is not None:
+            ok = isinstance(seconds, int | float) and not isinstance(seconds, bool) and math.isfinite(seconds)
+            if not ok or not 0 < seconds <= MAX_UNLOCK:
+                raise CommandError("invalid", f"door.unlock: seconds: expected a number of seconds 0–{MAX_UNLOCK:g}, got {seconds!r}")
+        return self.unlock(seconds)
+
+    def _cmd_lock(self, params: dict) -> dict:
+        _only(params, "door.lock", set())
+        return self.lock()
+
+    async def _cmd_simulate_input(self, params: dict) -> dict:
+        _only(params, "simulate.input", {"name", "state"})
+        if not self.daemon.mock:
+            raise CommandError("invalid", f"simulate.input: the daemon drives real GPIO (daemon.pin_factory = "
+                                          f"{self.daemon.config.daemon.pin_factory!r}); simulation needs \"mock\"")
+        name, state = params.get("name"), params.get("state")
+        inp = self.inputs.get(name)
+        if inp is None:
+            known = ", ".join(self.inputs) or "none"
+            raise CommandError("not_found", f"simulate.input: no input named {name!r} (configured: {known})")
+        allowed = ("active", "inactive", "cut", "short") if inp.supervised else ("active", "inactive")
+        if state not in allowed:
+            raise CommandError("invalid", f"simulate.input: {name} is a {'supervised' if inp.supervised else 'digital'} "
+                                          f"input: state must be one of {', '.join(allowed)}, got {state!r}")
+        if inp.supervised:
+            from wiring.inputs import ratio_for
+
+            self._mock_adcs[self._select_of(name)].set_ratio(inp.channel, ratio_for(state, inp.thresholds, inp.normal_state))
+            settle = inp.debounce + 2 * inp.poll_interval
+        else:
+            self._drive_mock_pin(inp, state)
+            settle = inp.debounce
+        # wait until the change went through debounce, the door and the log, as on hardware
+        deadline = self.clock() + settle + 1.0
+        await asyncio.sleep(settle)
+        while inp.state != state and self.clock() < deadline:
+            await asyncio.sleep(0.01)
+        return {"name": name, "state": inp.state, "door": self.door_status()}
+
+    def _select_of(self, name: str) -> int:
+        return self.daemon.config.inputs[name].spi_device
+
+    def _drive_mock_pin(self, inp, state: str) -> None:
+        pin = self.daemon.pin_factory.pin(inp.pin)
+        circuit_closed = (state == "inactive") == (inp.normal_state == "closed")
+        if circuit_closed:
+            pin.drive_low()  # pulled up: a closed circuit pulls the line low
+        else:
+            pin.drive_high()
+
+
+def _only(params: dict, command: str, allowed: set[str]) -> None:
+    for key in params:
+        if key not in allowed:
+            raise CommandError("invalid", f"{command}: unknown parameter {key!r}")
