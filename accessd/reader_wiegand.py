@@ -1,0 +1,355 @@
+"""The Wiegand reader component: D0/D1 edges → frames → card and PIN credentials.
+
+Path of a credential (loop thread unless noted)::
+
+    GPIO callback thread: WiegandReader edge (line, level, time on daemon.clock())
+      → loop.call_soon_threadsafe → EdgeDecoder.edge → Frame (at the adaptive end of frame)
+      → a keypress frame (reader.wiegand.keypress_format)? → keys → PinAssembler
+            → PinEntered  → daemon.access.present(Credential(kind="pin"), reader)
+            → PinTimeout  → daemon.access.deny("pin_timeout", reader)
+      → else a card: FormatLibrary.decode (format / preference / accept_raw)
+            → decoded  → optional conversion (convert_to) → daemon.access.present(card)
+            → not      → daemon.access.deny("invalid_format", reader, bits=…, detail=…)
+
+One loop timer serves both the decoder's end of frame and the PIN timeout
+(``next_deadline()`` of each).  ``feedback(granted)`` lights the configured LED
+colour and beeps, then returns to the idle colour after ``feedback_time``.
+
+On mock GPIO the component registers ``simulate.card``, ``simulate.wiegand`` and
+``simulate.keys``: they drive the mock D0/D1 pins from a worker thread with real
+timing (the same edges, decoder and timers as hardware) and answer once the
+frame has been decided.
+
+``create(daemon)`` also sets ``daemon.formats``: the format library with the
+custom formats of ``[[formats]]`` (the access component decodes with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import fields
+
+from protocols.credential import Credential
+from protocols.keypad import InvalidKey, PinAssembler, PinEntered, PinTimeout
+from protocols.wiegand.convert import convert
+from protocols.wiegand.decoder import Discarded, EdgeDecoder, Frame, Glitch, Timing
+from protocols.wiegand.errors import FormatDefinitionError, KeypressError, UnknownFormat, WiegandError
+from protocols.wiegand.formats import LIBRARY, RAW, FormatLibrary, bits_to_hex, check_bits, custom_format, hex_to_bits
+from protocols.wiegand.keypress import KEYS, KeypressFormat
+from wiring.feedback import ReaderFeedback
+from wiring.wiegand import WiegandReader
+
+from .errors import CommandError, ConfigError
+
+log = logging.getLogger(__name__)
+
+SIM_INTERVAL = 0.002  # seconds between simulated bits (a typical reader)
+SIM_FRAME_GAP = 0.03  # seconds between simulated keypress frames
+
+
+def build_library(config) -> FormatLibrary:
+    """The built-in formats plus the config's ``[[formats]]``."""
+    extra = []
+    for i, f in enumerate(getattr(config, "formats", ()) or ()):
+        try:
+            extra.append(custom_format(**{x.name: getattr(f, x.name) for x in fields(f)}))
+        except FormatDefinitionError as exc:
+            raise ConfigError(f"formats[{i}]", str(exc)) from None
+    try:
+        return LIBRARY.with_formats(extra) if extra else LIBRARY
+    except FormatDefinitionError as exc:
+        raise ConfigError("formats", str(exc)) from None
+
+
+def create(daemon):
+    daemon.formats = build_library(daemon.config)
+    if daemon.config.reader.protocol != "wiegand":
+        return None
+    return WiegandComponent(daemon, daemon.formats)
+
+
+class WiegandComponent:
+    """One Wiegand reader (``daemon.readers[reader.id]``)."""
+
+    def __init__(self, daemon, library: FormatLibrary) -> None:
+        self.daemon = daemon
+        self.cfg = cfg = daemon.config.reader.wiegand
+        self.id = daemon.config.reader.id
+        self.library = library
+        path = "reader.wiegand"
+        try:
+            if cfg.format.casefold() != "auto":
+                library.canonical(cfg.format)
+            for name in cfg.preference:
+                library.canonical(name)
+            if cfg.convert_to is not None:
+                library.get(cfg.convert_to)
+        except UnknownFormat as exc:
+            key = "format" if exc.name == cfg.format else "convert_to" if exc.name == cfg.convert_to else "preference"
+            raise ConfigError(f"{path}.{key}", str(exc)) from None
+        self.preference = tuple(cfg.preference) + ((RAW,) if cfg.accept_raw else ())
+        self.timing = Timing(k=cfg.frame_k, floor=cfg.frame_floor, ceiling=cfg.frame_ceiling,
+                             min_pulse=cfg.glitch_pulse, coincidence=cfg.glitch_coincidence)
+        self.decoder = EdgeDecoder(self.timing)
+        self.keypress: KeypressFormat | None = None
+        if cfg.keypress_format != "none":
+            try:
+                self.keypress = KeypressFormat(name=cfg.keypress_format, key_map=cfg.key_map,
+                                               facility_code=cfg.keypress_facility_code, library=library)
+            except (KeypressError, ValueError) as exc:
+                raise ConfigError(f"{path}.keypress_format", str(exc)) from None
+        self.pins = PinAssembler(length=cfg.pin_length, timeout=cfg.pin_timeout)
+        self.device: WiegandReader | None = None
+        self.lights: ReaderFeedback | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._waiters: list[asyncio.Future] = []
+        self._send_lock = asyncio.Lock()
+        self.counts = {"frames": 0, "cards": 0, "keys": 0, "invalid": 0, "glitches": 0, "noise": 0}
+        self.last_frame: dict | None = None
+        daemon.readers[self.id] = self
+        daemon.register_command("simulate.card", self.cmd_card, mutating=True)
+        daemon.register_command("simulate.wiegand", self.cmd_wiegand, mutating=True)
+        daemon.register_command("simulate.keys", self.cmd_keys, mutating=True)
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        loop = self.daemon.loop
+        cfg = self.cfg
+        self.device = WiegandReader(cfg.d0, cfg.d1, clock=self.daemon.clock, pin_factory=self.daemon.pin_factory,
+                                    on_edge=lambda line, level, t: loop.call_soon_threadsafe(self._edge, line, level, t))
+        if cfg.led_green_pin is not None or cfg.led_red_pin is not None or cfg.beeper_pin is not None:
+            self.lights = ReaderFeedback(green_pin=cfg.led_green_pin, red_pin=cfg.led_red_pin,
+                                         beeper_pin=cfg.beeper_pin, active_low=cfg.led_active_low,
+                                         beeper_active_low=cfg.beeper_active_low, pin_factory=self.daemon.pin_factory)
+            self.lights.show(cfg.led_idle)
+        self.daemon.publish("reader.connected", reader=self.id, protocol="wiegand", d0=cfg.d0, d1=cfg.d1)
+
+    async def stop(self) -> None:
+        for timer in (self._timer, self._idle_timer):
+            if timer is not None:
+                timer.cancel()
+        for fut in self._waiters:
+            if not fut.done():
+                fut.cancel()
+        if self.device is not None:
+            self.device.close()
+            self.device = None
+        if self.lights is not None:
+            self.lights.close()
+            self.lights = None
+
+    # ------------------------------------------------------------ the reader contract
+    def status(self) -> dict:
+        return {
+            "state": "connected" if self.device is not None and not self.device.closed else "not_connected",
+            "protocol": "wiegand",
+            "d0": self.cfg.d0,
+            "d1": self.cfg.d1,
+            "keypress_format": self.cfg.keypress_format,
+            "pending_pin_digits": self.pins.pending,
+            "led": self.lights.colour if self.lights is not None else None,
+            "counts": dict(self.counts),
+            "last_frame": self.last_frame,
+        }
+
+    def feedback(self, granted: bool) -> None:
+        if self.lights is None:
+            return
+        cfg = self.cfg
+        self.lights.show(cfg.led_granted if granted else cfg.led_denied)
+        if granted:
+            self.lights.beep(1, on=0.3, off=0.1)
+        else:
+            self.lights.beep(3, on=0.08, off=0.08)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = self.daemon.loop.call_later(cfg.feedback_time, self._back_to_idle)
+
+    def _back_to_idle(self) -> None:
+        self._idle_timer = None
+        if self.lights is not None:
+            self.lights.show(self.cfg.led_idle)
+
+    # ------------------------------------------------------------ edges, timers, frames
+    def _edge(self, line: int, level: int, t: float) -> None:
+        self._handle(self.decoder.edge(line, level, t))
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadlines = [d for d in (self.decoder.next_deadline(), self.pins.next_deadline()) if d is not None]
+        if deadlines:
+            loop = self.daemon.loop
+            when = loop.time() + (min(deadlines) - self.daemon.clock())
+            self._timer = loop.call_at(when, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        now = self.daemon.clock()
+        self._handle(self.decoder.tick(now))
+        self._pin_events(self.pins.tick(now))
+        self._arm()
+
+    def _handle(self, events) -> None:
+        for event in events:
+            if isinstance(event, Frame):
+                self.counts["frames"] += 1
+                outcome = self._frame(event)
+                self._resolve(outcome)
+            elif isinstance(event, Glitch):
+                self.counts["glitches"] += 1
+            elif isinstance(event, Discarded):
+                self.counts["noise"] += 1
+                if event.reason == "too_long":
+                    self._invalid(event.bits, f"more than {self.timing.max_bits} bits")
+                    self._resolve({"bits": event.bits, "result": "invalid"})
+                else:
+                    log.debug("reader %s: %d-bit burst ignored as noise", self.id, len(event.bits))
+
+    def _resolve(self, outcome: dict) -> None:
+        while self._waiters:
+            fut = self._waiters.pop(0)
+            if not fut.done():
+                fut.set_result(outcome)
+                return
+
+    def _frame(self, frame: Frame) -> dict:
+        bits = frame.bits
+        self.last_frame = {"bits": bits, "bit_length": frame.count, "hex": bits_to_hex(bits),
+                           "interval_ms": round(frame.interval * 1000, 3) if frame.interval else None,
+                           "glitches": frame.glitches}
+        kp = self.keypress
+        if kp is not None and frame.count == kp.bit_length:
+            try:
+                keys = kp.decode_frame(bits)
+            except KeypressError as exc:
+                if not kp.buffered:
+                    self._invalid(bits, str(exc))
+                    return {"bits": bits, "result": "invalid", "detail": str(exc)}
+            else:
+                self.counts["keys"] += 1
+                self.last_frame["keys"] = "".join("•" if k.isdigit() else k for k in keys)
+                self._pin_events(self.pins.feed(keys, frame.last))
+                return {"bits": bits, "result": "keys", "keys": len(keys)}
+        return self._card(bits)
+
+    def _card(self, bits: str) -> dict:
+        d = self.library.decode(bits, format=self.cfg.format, preference=self.preference)
+        cfg = self.cfg
+        chosen = d.chosen if d.ok else None
+        if cfg.convert_to is not None and (chosen is not None or (not d.matches and not d.swapped)):
+            if chosen is not None and chosen.format != RAW and chosen.card_number is not None:
+                fmt = self.library.get(chosen.format)
+                cn_len = next(f.length for f in fmt.fields if f.name == "card_number")
+                uid, width = format(chosen.card_number, "X"), cn_len
+            else:
+                uid, width = bits_to_hex(bits), len(bits)
+            try:
+                conv = convert(uid, width, cfg.convert_to, fc_mode=cfg.fc_mode, facility_code=cfg.facility_code,
+                               card_facility_code=chosen.facility_code if chosen else None,
+                               byte_reversal=cfg.byte_reversal, max_32bit=cfg.max_32bit, library=self.library)
+            except WiegandError as exc:
+                self._invalid(bits, f"cannot convert to {cfg.convert_to}: {exc}")
+                return {"bits": bits, "result": "invalid", "detail": str(exc)}
+            cred = Credential(kind="card", bits=conv.bits, format=conv.format, facility_code=conv.facility_code,
+                              card_number=conv.card_number)
+        elif chosen is not None:
+            raw = chosen.format == RAW
+            cred = Credential(kind="card", bits=bits, format=None if raw else chosen.format,
+                              facility_code=None if raw else chosen.facility_code,
+                              card_number=None if raw else chosen.card_number)
+        else:
+            extra = {"swapped": True} if d.swapped else {}
+            self._invalid(bits, d.reason or "no format fits", **extra)
+            return {"bits": bits, "result": "invalid", "detail": d.reason, **extra}
+        self.counts["cards"] += 1
+        self.last_frame.update(format=cred.format, facility_code=cred.facility_code, card_number=cred.card_number)
+        self.daemon.access.present(cred, self.id)
+        return {"bits": bits, "result": "card", "credential": cred.to_json()}
+
+    def _invalid(self, bits: str, detail: str, **extra) -> None:
+        self.counts["invalid"] += 1
+        self.daemon.access.deny("invalid_format", self.id, bits=bits, bit_length=len(bits), detail=detail, **extra)
+
+    def _pin_events(self, events) -> None:
+        for event in events:
+            if isinstance(event, PinEntered):
+                self.daemon.access.present(Credential(kind="pin", pin=event.pin), self.id)
+            elif isinstance(event, PinTimeout):
+                self.daemon.access.deny("pin_timeout", self.id, digits=event.digits)
+
+    # ------------------------------------------------------------ simulation (mock GPIO only)
+    def _require_mock(self, name: str) -> None:
+        if not self.daemon.mock:
+            raise CommandError("invalid", f"{name}: only when the daemon runs on mock GPIO "
+                                          f"(daemon.pin_factory = \"mock\")")
+        if self.device is None:
+            raise CommandError("unavailable", f"{name}: the Wiegand reader is not running")
+
+    @staticmethod
+    def _interval(name: str, params: dict) -> float:
+        value = params.get("interval", SIM_INTERVAL)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0002 <= value <= 0.05:
+            raise CommandError("invalid", f"{name}: interval: expected 0.0002–0.05 seconds, got {value!r}")
+        return float(value)
+
+    async def _send(self, frames: list[str], interval: float) -> list[dict]:
+        loop = self.daemon.loop
+        outcomes = []
+        async with self._send_lock:
+            for i, bits in enumerate(frames):
+                if i:
+                    await asyncio.sleep(SIM_FRAME_GAP)
+                fut = loop.create_future()
+                self._waiters.append(fut)
+                await loop.run_in_executor(None, lambda b=bits: self.device.send(b, interval=interval))
+                try:
+                    outcomes.append(await asyncio.wait_for(fut, self.timing.ceiling + 1.0))
+                except TimeoutError:
+                    outcomes.append({"bits": bits, "result": "noise"})
+                finally:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(fut)
+        return outcomes
+
+    async def cmd_card(self, params: dict) -> dict:
+        self._require_mock("simulate.card")
+        hex_value, bit_length = params.get("hex"), params.get("bit_length")
+        if not isinstance(hex_value, str) or isinstance(bit_length, bool) or not isinstance(bit_length, int):
+            raise CommandError("invalid", "simulate.card: expected hex (a string) and bit_length (an integer)")
+        try:
+            bits = hex_to_bits(hex_value, bit_length)
+        except WiegandError as exc:
+            raise CommandError("invalid", f"simulate.card: {exc}") from None
+        (outcome,) = await self._send([bits], self._interval("simulate.card", params))
+        return {"bit_length": len(bits), "bits": bits, "hex": bits_to_hex(bits), **outcome}
+
+    async def cmd_wiegand(self, params: dict) -> dict:
+        self._require_mock("simulate.wiegand")
+        bits = params.get("bits")
+        try:
+            check_bits(bits if isinstance(bits, str) else "")
+        except WiegandError as exc:
+            raise CommandError("invalid", f"simulate.wiegand: bits: {exc}") from None
+        (outcome,) = await self._send([bits], self._interval("simulate.wiegand", params))
+        return {"bit_length": len(bits), **outcome}
+
+    async def cmd_keys(self, params: dict) -> dict:
+        self._require_mock("simulate.keys")
+        digits = params.get("digits")
+        if not isinstance(digits, str) or not digits or any(k not in KEYS for k in digits):
+            raise CommandError("invalid", f"simulate.keys: digits: expected keys 0-9, * and #, got {digits!r}")
+        if self.keypress is None:
+            raise CommandError("invalid", "simulate.keys: reader.wiegand.keypress_format is \"none\"")
+        try:
+            frames = [f.bits for f in self.keypress.encode(digits)]
+        except (KeypressError, InvalidKey) as exc:
+            raise CommandError("invalid", f"simulate.keys: {exc}") from None
+        outcomes = await self._send(frames, self._interval("simulate.keys", params))
+        return {"format": self.keypress.name, "frames": len(frames),
+                "results": [o.get("result") for o in outcomes]}
