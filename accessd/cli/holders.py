@@ -102,7 +102,7 @@ def _params(args, *, update: bool) -> dict:
         if value is not None:
             p[key] = value
     if args.uses is not None:
-        p["uses"] = None if args.uses.strip().lower() in ("", "unlimited") else args.uses
+        p["uses"] = "" if args.uses.strip().lower() in ("", "unlimited") else args.uses  # "": no limit
     if args.suspended is not None:
         p["suspended"] = args.suspended
     if args.card is not None:
@@ -116,7 +116,7 @@ def _params(args, *, update: bool) -> dict:
     elif args.from_latest:
         p["from_latest"] = True
     elif update and args.no_card:
-        p["card"] = None
+        p["card"] = ""  # cleared (None would not be sent)
     elif args.bit_length is not None or args.fc is not None or args.cn is not None:
         raise fail("--bit-length goes with --card; --fc/--cn go with --format")
     if args.pin is not None:
@@ -124,7 +124,7 @@ def _params(args, *, update: bool) -> dict:
     elif args.generate_pin:
         p["generate_pin"] = True
     elif update and args.no_pin:
-        p["pin"] = None
+        p["pin"] = ""
     return p
 
 

@@ -1,0 +1,177 @@
+"""``accessd-cli holders …``, ``check-credential``, ``latest`` against a real daemon subprocess."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pty
+import subprocess
+import sys
+
+from accessd.cli.holders import chunks
+from accessd.entrylist import CSV_COLUMNS
+
+
+def js(done) -> dict:
+    return json.loads(done.stdout)
+
+
+def test_add_show_update_remove_round_trip(daemon):
+    out = js(daemon.cli("holders", "add", "--first-name", "Ann", "--last-name", "Lee", "--card", "0318601",
+                        "--bit-length", "26", "--pin", "482913", "--valid-to", "2099-12-31", "--uses", "3",
+                        "--notes", "desk", "--access-time", "15", "--json", check=0))
+    assert out["card"]["hex"] == "0318601" and out["pin"] is True and out["uses"] == 3 and out["access_time"] == 15
+    assert "482913" not in json.dumps(out)
+    human = daemon.cli("holders", "show", "Ann", check=0).stdout
+    assert "#1 Ann Lee: card 0318601/26 bits, PIN set; valid … to 2099-12-31, 3 uses left, unlock 15 s" in human
+    assert "notes: desk" in human
+    out = js(daemon.cli("holders", "update", "Ann", "--suspended", "--uses", "unlimited", "--no-pin", "--json", check=0))
+    assert out["suspended"] is True and out["uses"] is None and out["pin"] is False
+    out = js(daemon.cli("holders", "update", "1", "--active", "--format", "Wiegand26", "--fc", "12", "--cn", "3456",
+                        "--valid-to", "", "--json", check=0))
+    assert out["suspended"] is False and out["valid_to"] is None
+    assert out["card"] == {"hex": None, "bit_length": None, "format": "H10301", "facility_code": 12, "card_number": 3456}
+    assert daemon.cli("holders", "remove", "Ann", check=0).stdout.strip() == "removed #1 Ann Lee"
+    done = daemon.cli("holders", "show", "Ann", check=1)
+    assert "no holder 'Ann'" in done.stderr
+
+
+def test_add_errors_exit_2_and_name_the_field(daemon):
+    daemon.cli("holders", "add", "--first-name", "Ann", "--qr", "X", check=0)
+    done = daemon.cli("holders", "add", "--first-name", "Bob", "--qr", "X", check=2)
+    assert "qr: 'X' is already used by holder 'Ann'" in done.stderr
+    done = daemon.cli("holders", "add", "--first-name", "Ann", check=2)
+    assert "first_name: 'Ann' is already used" in done.stderr
+    done = daemon.cli("holders", "add", "--first-name", "C", "--valid-to", "soon", check=2)
+    assert "valid_to: expected an ISO 8601 date or date-time" in done.stderr
+    done = daemon.cli("holders", "add", "--first-name", "C", "--card", "AB", check=2)
+    assert "--card needs --bit-length" in done.stderr
+    done = daemon.cli("holders", "add", "--first-name", "C", "--card", "AB", "--format", "H10301", check=2)
+    assert "not allowed with argument" in done.stderr
+    done = daemon.cli("holders", "add", "--first-name", "C", "--from-latest", check=1)
+    assert "no card has been read" in done.stderr
+
+
+def test_generate_pin_prints_it_once(daemon):
+    done = daemon.cli("holders", "add", "--first-name", "Gen", "--generate-pin", check=0)
+    line = [x for x in done.stdout.splitlines() if x.startswith("generated PIN: ")][0]
+    pin = line.split()[2]
+    assert len(pin) == 6 and pin.isdigit()
+    assert daemon.cli("check-credential", "--pin", pin, check=0).stdout.startswith("granted: Gen")
+
+
+def test_check_credential_exit_codes_dry_run_and_present(daemon):
+    daemon.cli("holders", "add", "--first-name", "Erin", "--card", "318601", "--bit-length", "26", "--uses", "1", check=0)
+    done = daemon.cli("check-credential", "--card", "318601", "--bit-length", "26", check=0)
+    assert done.stdout.strip() == "granted: Erin, 0 uses left  [dry run: nothing changed]"
+    out = js(daemon.cli("check-credential", "--card", "318601", "--bit-length", "26", "--present", "--json", check=0))
+    assert {k: out[k] for k in ("decision", "reason", "remaining_uses")} == {
+        "decision": "granted", "reason": None, "remaining_uses": 0}
+    assert out["holder"] == {"id": 1, "first_name": "Erin", "last_name": ""}
+    out = js(daemon.cli("check-credential", "--card", "318601", "--bit-length", "26", "--json", check=1))
+    assert (out["decision"], out["reason"]) == ("denied", "uses_exhausted")
+    done = daemon.cli("check-credential", "--qr", "nobody", check=1)
+    assert done.stdout.startswith("denied: unknown_credential (no holder)")
+    daemon.cli("check-credential", "--card", "ZZ", "--bit-length", "8", check=2)
+    daemon.cli("check-credential", check=2)
+
+
+def test_check_credential_without_a_daemon_exits_3(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from accessd.cli import main; sys.exit(main())", "--socket",
+         str(tmp_path / "none.sock"), "check-credential", "--pin", "1234"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 3 and "none.sock" in done.stderr
+
+
+def test_latest_after_a_presentation(daemon):
+    daemon.cli("check-credential", "--card", "A1B2C3D4", "--bit-length", "32", "--present", check=1)
+    out = js(daemon.cli("latest", "--json", check=0))["latest"]
+    assert out[0]["hex"] == "A1B2C3D4" and out[0]["reversed_uid"] == "D4C3B2A1" and out[0]["bit_length"] == 32
+    human = daemon.cli("latest", check=0).stdout
+    assert "32 bits  hex A1B2C3D4" in human and "reversed D4C3B2A1" in human
+    out = js(daemon.cli("holders", "add", "--first-name", "Card", "--from-latest", "--json", check=0))
+    assert out["card"]["hex"] == "A1B2C3D4"
+
+
+def test_import_export_list(daemon, tmp_path):
+    src = tmp_path / "in.csv"
+    rows = ["first_name,last_name,card,bit_length,pin,uses,notes"]
+    rows += [f'N{i},Last {i},{i:X},32,{100000 + i},{i % 5},"multi\nline {i}"' for i in range(3000)]
+    src.write_text("\n".join(rows) + "\n")
+    out = js(daemon.cli("holders", "import", str(src), "--json", check=0))
+    assert out == {"added": 3000, "rows": 3000}
+    listed = js(daemon.cli("holders", "list", "--json", check=0))["holders"]
+    assert len(listed) == 3000 and listed[-1]["notes"] == "multi\nline 2999"
+    assert len(js(daemon.cli("holders", "list", "--limit", "5", "--json", check=0))["holders"]) == 5
+    dst = tmp_path / "out.csv"
+    assert daemon.cli("holders", "export", str(dst), check=0).stdout.strip() == f"exported 3000 holders to {dst}"
+    exported = list(csv.DictReader(io.StringIO(dst.read_text())))
+    assert list(exported[0]) == list(CSV_COLUMNS)
+    assert exported[2999]["first_name"] == "N2999" and exported[2999]["card"] == "00000BB7"
+    assert all(r["pin"] == "" for r in exported)
+    stdout = daemon.cli("holders", "export", check=0).stdout
+    assert stdout.splitlines()[0] == ",".join(CSV_COLUMNS)
+    assert daemon.cli("check-credential", "--card", "BB7", "--bit-length", "32", "--pin", "102999", check=0)
+
+
+def test_import_errors_name_line_and_field_and_change_nothing(daemon, tmp_path):
+    daemon.cli("holders", "add", "--first-name", "Existing", "--qr", "Q1", check=0)
+    src = tmp_path / "bad.csv"
+    lines = ["first_name,qr,uses"] + [f"N{i},q{i},1" for i in range(2000)]
+    lines[1500] = "Bad,Q1,1"  # line 1501: QR of Existing
+    lines[1800] = "Worse,,many"  # line 1801: uses
+    src.write_text("\n".join(lines) + "\n")
+    done = daemon.cli("holders", "import", str(src), check=2)
+    assert "line 1501, qr: 'Q1' is already used by holder 'Existing'" in done.stderr
+    assert "line 1801, uses: expected a whole number" in done.stderr
+    assert [h["first_name"] for h in js(daemon.cli("holders", "list", "--json", check=0))["holders"]] == ["Existing"]
+    (tmp_path / "empty.csv").write_text("")
+    daemon.cli("holders", "import", str(tmp_path / "empty.csv"), check=2)
+    done = daemon.cli("holders", "import", str(tmp_path / "missing.csv"), check=2)
+    assert "cannot read" in done.stderr
+
+
+def test_import_progress_bar_only_on_a_terminal(daemon, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("first_name,qr\n" + "".join(f"T{i},Q{i}\n" for i in range(4000)))
+    # not a terminal: no progress output at all
+    done = daemon.cli("holders", "import", str(src), check=0)
+    assert done.stderr == "" and done.stdout.strip() == f"imported 4000 holders from {src}"
+    # on a terminal (a real pty as stderr): a progress bar to 100 %
+    daemon.cli("holders", "remove", "T0", check=0)
+    src.write_text("first_name,qr\n" + "".join(f"U{i},R{i}\n" for i in range(4000)))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from accessd.cli import main; sys.exit(main())", "--socket",
+         daemon.socket, "holders", "import", str(src)],
+        stdout=subprocess.PIPE, stderr=slave, text=True,
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        seen += data
+    assert proc.wait(60) == 0
+    os.close(master)
+    text = seen.decode()
+    assert "importing [" in text and "100%" in text and "committing" in text
+
+
+def test_chunks_cut_only_between_records():
+    text = 'first_name,notes\n' + "".join(f'N{i},"a\nb ""{i}"""\n' for i in range(500))
+    pieces = list(chunks(io.StringIO(text, newline=""), budget=200))
+    assert len(pieces) > 10
+    assert "".join(t for _, t in pieces) == text
+    for first, piece in pieces:
+        assert piece.count('"') % 2 == 0
+        # the first line number is where the piece starts in the file
+        assert text.splitlines(keepends=True)[first - 1] == piece.splitlines(keepends=True)[0]
