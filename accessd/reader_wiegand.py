@@ -18,7 +18,9 @@ colour and beeps, then returns to the idle colour after ``feedback_time``.
 On mock GPIO the component registers ``simulate.card``, ``simulate.wiegand`` and
 ``simulate.keys``: they drive the mock D0/D1 pins from a worker thread with real
 timing (the same edges, decoder and timers as hardware) and answer once the
-frame has been decided.
+frame has been decided.  Because that thread can be paused by the OS for a few
+milliseconds on a busy machine (a real reader is never paused), the end-of-frame
+floor is at least 30 ms on mock GPIO; hardware uses ``frame_floor`` as set.
 
 ``create(daemon)`` also sets ``daemon.formats``: the format library with the
 custom formats of ``[[formats]]`` (the access component decodes with it).
@@ -36,7 +38,15 @@ from protocols.keypad import InvalidKey, PinAssembler, PinEntered, PinTimeout
 from protocols.wiegand.convert import convert
 from protocols.wiegand.decoder import Discarded, EdgeDecoder, Frame, Glitch, Timing
 from protocols.wiegand.errors import FormatDefinitionError, KeypressError, UnknownFormat, WiegandError
-from protocols.wiegand.formats import LIBRARY, RAW, FormatLibrary, bits_to_hex, check_bits, custom_format, hex_to_bits
+from protocols.wiegand.formats import (
+    LIBRARY,
+    RAW,
+    FormatLibrary,
+    bits_to_hex,
+    check_bits,
+    custom_format,
+    hex_to_bits,
+)
 from protocols.wiegand.keypress import KEYS, KeypressFormat
 from wiring.feedback import ReaderFeedback
 from wiring.wiegand import WiegandReader
@@ -47,6 +57,7 @@ log = logging.getLogger(__name__)
 
 SIM_INTERVAL = 0.002  # seconds between simulated bits (a typical reader)
 SIM_FRAME_GAP = 0.03  # seconds between simulated keypress frames
+MOCK_FLOOR = 0.03  # end-of-frame floor on mock GPIO (see WiegandComponent.__init__)
 
 
 def build_library(config) -> FormatLibrary:
@@ -90,7 +101,11 @@ class WiegandComponent:
             key = "format" if exc.name == cfg.format else "convert_to" if exc.name == cfg.convert_to else "preference"
             raise ConfigError(f"{path}.{key}", str(exc)) from None
         self.preference = tuple(cfg.preference) + ((RAW,) if cfg.accept_raw else ())
-        self.timing = Timing(k=cfg.frame_k, floor=cfg.frame_floor, ceiling=cfg.frame_ceiling,
+        floor, ceiling = cfg.frame_floor, cfg.frame_ceiling
+        if daemon.mock:  # simulated edges come from a Python thread the OS may pause for a few ms
+            floor = max(floor, MOCK_FLOOR)
+            ceiling = max(ceiling, floor)
+        self.timing = Timing(k=cfg.frame_k, floor=floor, ceiling=ceiling,
                              min_pulse=cfg.glitch_pulse, coincidence=cfg.glitch_coincidence)
         self.decoder = EdgeDecoder(self.timing)
         self.keypress: KeypressFormat | None = None
@@ -242,7 +257,8 @@ class WiegandComponent:
         d = self.library.decode(bits, format=self.cfg.format, preference=self.preference)
         cfg = self.cfg
         chosen = d.chosen if d.ok else None
-        if cfg.convert_to is not None and (chosen is not None or (not d.matches and not d.swapped)):
+        raw_uid = not d.swapped and not any(m.parity_ok is False for m in d.matches)
+        if cfg.convert_to is not None and (chosen is not None or raw_uid):
             if chosen is not None and chosen.format != RAW and chosen.card_number is not None:
                 fmt = self.library.get(chosen.format)
                 cn_len = next(f.length for f in fmt.fields if f.name == "card_number")
@@ -311,7 +327,7 @@ class WiegandComponent:
                 try:
                     outcomes.append(await asyncio.wait_for(fut, self.timing.ceiling + 1.0))
                 except TimeoutError:
-                    outcomes.append({"bits": bits, "result": "noise"})
+                    outcomes.append({"bits": bits, "result": "noise"})  # a burst too short to be a frame
                 finally:
                     with contextlib.suppress(ValueError):
                         self._waiters.remove(fut)

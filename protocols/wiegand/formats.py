@@ -12,9 +12,10 @@ cardinfo.barkweb.com.au; each declaration names its source.
 
 ``decode`` returns every format that fits a bit string (with its fields and
 parity result), then picks one: the pinned format, or in ``auto`` mode the
-first fitting format of a configurable preference order.  When nothing in the
-preference fits and several other formats do, nothing is picked and the result
-says why: an ambiguous length is reported, never guessed silently.  A frame
+first fitting format of a configurable preference order, else the only format
+outside it whose parity checks.  When several formats fit, or only formats
+without parity bits, nothing is picked and the result says why: an ambiguous
+length is reported, never guessed silently.  A frame
 whose every parity fails but whose complement decodes is reported as D0/D1
 swapped.
 """
@@ -671,14 +672,13 @@ class FormatLibrary:
             chosen = preferred[0]
         else:
             checked = [m for m in fits if m.parity_ok]
-            if len(fits) == 1:
-                chosen = fits[0]
-            elif len(checked) == 1:
+            if len(checked) == 1:
                 chosen = checked[0]
             elif fits:
                 names = ", ".join(m.format for m in fits)
+                what = "ambiguous" if checked else "only formats without parity fit"
                 return Decoding(bits=bits, matches=matches, chosen=None, alternatives=tuple(m.format for m in fits),
-                                reason=f"ambiguous: {len(bits)} bits fit {names}; choose a format or a preference order")
+                                reason=f"{what}: {len(bits)} bits fit {names}; choose a format or a preference order")
             elif RAW in rank:
                 raw = FormatMatch(format=RAW, bit_length=len(bits), card_number=int(bits, 2))
                 return Decoding(bits=bits, matches=matches, chosen=raw)

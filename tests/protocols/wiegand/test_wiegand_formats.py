@@ -183,6 +183,17 @@ def test_swapped_d0_d1_detected():
     assert "D0/D1 swapped" in d.reason
 
 
+def test_formats_without_parity_are_not_guessed():
+    bits = format(0x04A1B2C3, "032b")  # fits Kantech32 (no parity) only
+    d = LIBRARY.decode(bits)
+    assert d.chosen is None and d.alternatives == ("Kantech32",)
+    assert d.reason.startswith("only formats without parity fit: 32 bits fit Kantech32")
+    assert LIBRARY.decode(bits, preference=("Kantech32",)).chosen.card_number == 0xD961
+    # outside the preference, the one format whose parity checks is chosen
+    d = LIBRARY.decode(LIBRARY.encode("ATSW30", facility_code=5, card_number=6))
+    assert d.chosen.format == "ATSW30"
+
+
 def test_raw_only_when_asked():
     bits = "1011" * 5
     assert LIBRARY.decode(bits).chosen is None

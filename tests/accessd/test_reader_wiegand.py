@@ -1,0 +1,256 @@
+"""The Wiegand reader component: a real daemon on mock pins, and the component in-process."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from accessd.config import parse_config
+from accessd.errors import CommandError, ConfigError
+from accessd.reader_wiegand import create
+from protocols.wiegand.formats import LIBRARY
+
+H26 = LIBRARY.encode("H10301", facility_code=12, card_number=3456)
+FLIP = str.maketrans("01", "10")
+
+
+def events_of(daemon, after=0):
+    return [e for e in daemon.result("events", after_seq=after)["events"]]
+
+
+def wait_events(daemon, pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        evs = events_of(daemon)
+        if pred(evs):
+            return evs
+        time.sleep(0.05)
+    raise AssertionError(events_of(daemon))
+
+
+# --- end to end: accessd --config on mock GPIO -----------------------------------
+
+@pytest.fixture
+def wiegand_daemon(daemon_factory):
+    return daemon_factory('[reader]\nprotocol = "wiegand"\nid = "front"\n[reader.wiegand]\nd0 = 5\nd1 = 6\n'
+                          'keypress_format = "EightBitInvertPadded"\n')
+
+
+def test_simulate_card_end_to_end(wiegand_daemon):
+    d = wiegand_daemon
+    hexv = format(int(H26, 2), "X")
+    out = d.cli("simulate", "card", "--hex", hexv, "--bit-length", "26", "--json", check=0)
+    result = json.loads(out.stdout)
+    assert result["bits"] == H26 and result["result"] == "card"
+    assert result["credential"]["format"] == "H10301" and result["credential"]["card_number"] == 3456
+    evs = wait_events(d, lambda e: any(x["type"] == "access.denied" for x in e))
+    read = next(e for e in evs if e["type"] == "credential.read")
+    assert read["reader"] == "front"
+    assert read["credential"] == {"kind": "card", "bit_length": 26, "hex": hexv.rjust(7, "0"), "format": "H10301",
+                                  "facility_code": 12, "card_number": 3456}
+    denied = next(e for e in evs if e["type"] == "access.denied")
+    assert denied["reason"] == "unknown_credential" and denied["reader"] == "front"
+
+    # enrol the card; the same presentation is now granted and unlocks the door
+    d.cli("holders", "add", "--first-name", "Ada", "--format", "H10301", "--fc", "12", "--cn", "3456", check=0)
+    last = events_of(d)[-1]["seq"]
+    d.cli("simulate", "card", "--hex", hexv, "--bit-length", "26", check=0)
+    evs = wait_events(d, lambda e: any(x["type"] == "access.granted" and x["seq"] > last for x in e))
+    granted = next(e for e in evs if e["type"] == "access.granted" and e["seq"] > last)
+    assert granted["holder"]["first_name"] == "Ada" and granted["credential"]["card_number"] == 3456
+
+    status = d.result("status")["readers"]["front"]
+    assert status["state"] == "connected" and status["counts"]["cards"] == 2
+    assert status["last_frame"]["bits"] == H26
+
+
+def test_bad_parity_and_swapped_lines_are_invalid_format(wiegand_daemon):
+    d = wiegand_daemon
+    bad = H26[:5] + ("1" if H26[5] == "0" else "0") + H26[6:]
+    d.cli("simulate", "wiegand", bad, check=0)
+    d.cli("simulate", "wiegand", H26.translate(FLIP), check=0)
+    evs = wait_events(d, lambda e: sum(x["type"] == "access.denied" for x in e) >= 2)
+    denials = [e for e in evs if e["type"] == "access.denied"]
+    assert [e["reason"] for e in denials] == ["invalid_format", "invalid_format"]
+    assert denials[0]["bits"] == bad and "parity fails" in denials[0]["detail"]
+    assert denials[1].get("swapped") is True and "D0/D1 swapped" in denials[1]["detail"]
+    assert not any(e["type"] == "credential.read" for e in evs)
+
+
+def test_simulate_keys_presents_a_pin(wiegand_daemon):
+    d = wiegand_daemon
+    out = d.cli("simulate", "keys", "4711#", "--json", check=0)
+    assert json.loads(out.stdout)["results"] == ["keys"] * 5
+    evs = wait_events(d, lambda e: any(x["type"] == "access.denied" for x in e))
+    read = next(e for e in evs if e["type"] == "credential.read")
+    assert read["credential"] == {"kind": "pin"}  # the digits never leave the daemon
+    assert "4711" not in json.dumps(evs)
+
+
+def test_simulate_refused_without_mock_pins_and_bad_params(wiegand_daemon):
+    d = wiegand_daemon
+    r = d.request("simulate.card", hex="XYZ", bit_length=26)
+    assert not r["ok"] and r["error"]["kind"] == "invalid" and "hex" in r["error"]["message"]
+    r = d.request("simulate.wiegand", bits="0120")
+    assert not r["ok"] and r["error"]["kind"] == "invalid"
+    done = d.cli("simulate", "keys", "12A")
+    assert done.returncode == 2 and "simulate.keys" in done.stderr
+
+
+# --- the component in-process, with a stand-in daemon ------------------------------
+
+class Access:
+    def __init__(self):
+        self.calls = []
+
+    def present(self, credential, reader):
+        self.calls.append(("present", credential, reader))
+
+    def deny(self, reason, reader, **fields):
+        self.calls.append(("deny", reason, reader, fields))
+
+
+class FakeDaemon:
+    def __init__(self, toml: dict, *, mock=True):
+        self.config = parse_config(toml)
+        self.pin_factory = MockFactory()
+        self.mock = mock
+        self.access = Access()
+        self.readers = {}
+        self.commands = {}
+        self.published = []
+        self.offset = 0.0
+        self.loop = None
+
+    def clock(self):
+        return time.monotonic() + self.offset
+
+    def publish(self, type, **fields):  # noqa: A002
+        self.published.append((type, fields))
+
+    def register_command(self, name, handler, *, mutating=False):
+        self.commands[name] = handler
+
+
+def run_component(toml, body, *, mock=True):
+    async def main():
+        daemon = FakeDaemon(toml, mock=mock)
+        daemon.loop = asyncio.get_running_loop()
+        comp = create(daemon)
+        await comp.start()
+        try:
+            return await body(daemon, comp)
+        finally:
+            await comp.stop()
+            daemon.pin_factory.close()
+
+    return asyncio.run(main())
+
+
+WIEGAND = {"reader": {"protocol": "wiegand", "wiegand": {"d0": 5, "d1": 6}}}
+
+
+def test_create_is_none_unless_wiegand_but_sets_formats():
+    daemon = FakeDaemon({"formats": [{"name": "Site40", "bit_length": 40, "cn_position": 1, "cn_size": 38,
+                                      "start_parity": "Even", "stop_parity": "Odd"}]})
+    assert create(daemon) is None
+    assert daemon.formats.get("site40").bit_length == 40
+
+
+def test_config_names_are_checked():
+    for key, value in (("format", "H99999"), ("convert_to", "Nope"), ("preference", ["H10301", "X"])):
+        daemon = FakeDaemon({"reader": {"protocol": "wiegand", "wiegand": {key: value}}})
+        with pytest.raises(ConfigError) as err:
+            create(daemon)
+        assert str(err.value).startswith(f"reader.wiegand.{key}:")
+
+
+def test_four_bit_keys_pin_and_timeout():
+    toml = {"reader": {"protocol": "wiegand", "wiegand": {"d0": 5, "d1": 6, "keypress_format": "FourBit",
+                                                          "pin_length": 4, "pin_timeout": 3}}}
+
+    async def body(daemon, comp):
+        out = await daemon.commands["simulate.keys"]({"digits": "1234"})
+        assert out == {"format": "FourBit", "frames": 4, "results": ["keys"] * 4}
+        (call,) = daemon.access.calls
+        assert call[0] == "present" and call[1].kind == "pin" and call[1].pin == "1234" and call[2] == "reader1"
+        await daemon.commands["simulate.keys"]({"digits": "9"})
+        assert comp.pins.pending == 1 and comp._timer is not None
+        daemon.offset = 10.0  # the PIN timeout has passed when the timer runs
+        comp._tick()
+        assert daemon.access.calls[-1] == ("deny", "pin_timeout", "reader1", {"digits": 1})
+        assert comp.pins.pending == 0
+
+    run_component(toml, body)
+
+
+def test_buffered_pin_frame_vs_card_of_the_same_length():
+    toml = {"reader": {"protocol": "wiegand", "wiegand": {"d0": 5, "d1": 6, "keypress_format": "Wiegand26",
+                                                          "keypress_facility_code": 200}}}
+
+    async def body(daemon, comp):
+        pin_frame = LIBRARY.encode("H10301", facility_code=200, card_number=4321)
+        assert (await daemon.commands["simulate.wiegand"]({"bits": pin_frame}))["result"] == "keys"
+        assert (await daemon.commands["simulate.wiegand"]({"bits": H26}))["result"] == "card"
+        kinds = [(c[1].kind, c[1].pin or c[1].card_number) for c in daemon.access.calls]
+        assert kinds == [("pin", "4321"), ("card", 3456)]
+
+    run_component(toml, body)
+
+
+def test_conversion_and_raw_cards():
+    toml = {"reader": {"protocol": "wiegand", "wiegand": {"d0": 5, "d1": 6, "keypress_format": "none",
+                                                          "convert_to": "H10301", "fc_mode": "override",
+                                                          "facility_code": 99}}}
+
+    async def body(daemon, comp):
+        uid = format(0x04A1B2C3, "032b")  # a 32-bit CSN reader: no format, converted
+        out = await daemon.commands["simulate.wiegand"]({"bits": uid, "interval": 0.001})
+        assert out["result"] == "card"
+        cred = daemon.access.calls[-1][1]
+        assert (cred.format, cred.facility_code, cred.card_number) == ("H10301", 99, 0xB2C3)
+        assert LIBRARY.decode(cred.bits).chosen.card_number == 0xB2C3
+
+    run_component(toml, body)
+
+
+def test_invalid_frames_and_noise():
+    async def body(daemon, comp):
+        out = await daemon.commands["simulate.wiegand"]({"bits": H26[:-2]})
+        assert out["result"] == "invalid" and out["detail"] == "no format of 24 bits"
+        deny = daemon.access.calls[-1]
+        assert deny[:3] == ("deny", "invalid_format", "reader1") and deny[3]["bits"] == H26[:-2]
+        out = await daemon.commands["simulate.wiegand"]({"bits": "11110001"})  # 0xF1: F is not the inverse of 1
+        assert out["result"] == "invalid"
+        assert comp.status()["counts"]["invalid"] == 2
+
+    toml = {"reader": {"protocol": "wiegand", "wiegand": {"d0": 5, "d1": 6,
+                                                          "keypress_format": "EightBitInvertPadded"}}}
+    run_component(toml, body)
+
+
+def test_feedback_lights_and_returns_to_idle():
+    toml = {"reader": {"protocol": "wiegand", "wiegand": {"d0": 5, "d1": 6, "led_green_pin": 12,
+                                                          "led_red_pin": 13, "feedback_time": 0.1}}}
+
+    async def body(daemon, comp):
+        green, red = daemon.pin_factory.pin(12), daemon.pin_factory.pin(13)
+        assert comp.status()["led"] == "red" and (green.state, red.state) == (1, 0)  # active low
+        comp.feedback(True)
+        assert comp.status()["led"] == "green" and (green.state, red.state) == (0, 1)
+        await asyncio.sleep(0.3)
+        assert comp.status()["led"] == "red"
+        assert ("reader.connected", {"reader": "reader1", "protocol": "wiegand", "d0": 5, "d1": 6}) in daemon.published
+
+    run_component(toml, body)
+
+
+def test_simulate_refused_unless_mock():
+    async def body(daemon, comp):
+        with pytest.raises(CommandError) as err:
+            await daemon.commands["simulate.card"]({"hex": "1", "bit_length": 26})
+        assert err.value.kind == "invalid" and "mock GPIO" in str(err.value)
+
+    run_component(WIEGAND, body, mock=False)
