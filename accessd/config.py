@@ -262,12 +262,12 @@ def _check_pins(cfg: Config) -> None:
     for key in ("contact_pin", "rex_pin", "tamper_pin"):
         if getattr(door, key) is not None:
             used.append((f"door.{key}", getattr(door, key)))
-    if cfg.reader.protocol == "wiegand":
-        w = cfg.reader.wiegand
-        for key in ("d0", "d1", "led", "beeper", "led_pin", "beeper_pin", "buzzer", "buzzer_pin"):
-            value = getattr(w, key, None)
-            if isinstance(value, int) and not isinstance(value, bool):
-                used.append((f"reader.wiegand.{key}", value))
+    if cfg.reader.protocol in ("wiegand", "osdp"):  # D0/D1 and every *_pin (LEDs, beeper, RS485 DE …)
+        section = getattr(cfg.reader, cfg.reader.protocol)
+        for f in fields(section):
+            value = getattr(section, f.name)
+            if (f.name in ("d0", "d1") or f.name.endswith("_pin")) and isinstance(value, int) and not isinstance(value, bool):
+                used.append((f"reader.{cfg.reader.protocol}.{f.name}", value))
     for name, inp in cfg.inputs.items():
         if inp.pin is not None:
             used.append((f"inputs.{name}.pin", inp.pin))
