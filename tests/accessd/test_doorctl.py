@@ -521,3 +521,48 @@ def test_watchdog_thread_exits_on_stop(make, loop):
     assert ctl.relay.closed and pin(d, 22).pull == "down"
     with pytest.raises(CommandError, match="stopping"):
         ctl.grant(seconds=None, holder=None, reader="r")
+
+
+# --- config validation of the door's keys ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('[door]\ncontact_pin = 22\n', "door.contact_pin: GPIO 22 is already used by door.relay_pin"),
+    ('[reader]\nprotocol = "wiegand"\n[door]\nrex_pin = 27\n', "reader.wiegand.d1: GPIO 27 is already used by door.rex_pin"),
+    ('[reader]\nprotocol = "wiegand"\n[reader.wiegand]\nbeeper_pin = 25\n[door]\ntamper_pin = 25\n',
+     "reader.wiegand.beeper_pin: GPIO 25 is already used by door.tamper_pin"),
+    ('[door]\nrex_pin = 10\n[inputs.z]\nadc = "MCP3008"\nnormal_state = "closed"\n',
+     "door.rex_pin: GPIO 10 is already used by SPI0 MOSI"),
+    ('[inputs.z]\npin = 5\n', 'inputs.z.normal_state: required key is missing ("open" or "closed"'),
+    ('[inputs.z]\nnormal_state = "closed"\n', "inputs.z: an input needs either pin"),
+    ('[inputs.z]\npin = 5\nadc = "MCP3008"\nnormal_state = "open"\n', "inputs.z: an input needs either pin"),
+    ('[inputs.z]\nadc = "MCP3008"\nnormal_state = "open"\nthresholds = [0.6, 0.5, 0.9]\n',
+     "inputs.z.thresholds: expected three increasing ratios"),
+    ('[inputs.a]\nadc = "MCP3008"\nnormal_state = "open"\n[inputs.b]\nadc = "MCP3008"\nnormal_state = "open"\n',
+     "inputs.a.channel: ADC channel 0 on CE0 is used by two inputs"),
+    ('[door]\ncontact_pin = 5\n[inputs.contact]\npin = 6\nnormal_state = "closed"\n',
+     "inputs.contact: the door's contact is set twice"),
+    ('[door]\naccess_time = "seven"\n', 'door.access_time: expected a number of seconds 1–3600, got "seven"'),
+    ('[door]\nprealarm = 30\n', "door.prealarm: expected fewer seconds than open_too_long (30), got 30"),
+    ('[door]\ndebounce = 2\n', "door.debounce: expected a number of seconds 0–1, got 2"),
+    ('[door]\ncontact_normal_state = "NC"\n', 'door.contact_normal_state: expected one of "open", "closed", got "NC"'),
+    ('[door]\nwatchdog_grace = 0.1\n', "door.watchdog_grace: expected a number of seconds 0.5–60, got 0.1"),
+])
+def test_door_config_validation(toml, message):
+    import tomllib
+
+    from accessd.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config(tomllib.loads(toml))
+    assert message in str(info.value)
+
+
+def test_door_config_accepts_a_full_setup():
+    import tomllib
+
+    cfg = parse_config(tomllib.loads(
+        '[reader]\nprotocol = "wiegand"\n[door]\ncontact_pin = 23\nrex_pin = 24\ntamper_pin = 25\nprealarm = 10\n'
+        '[inputs.contact2]\nadc = "MCP3208"\nchannel = 1\nspi_device = 1\nnormal_state = "closed"\n'
+        '[inputs.aux]\npin = 5\nnormal_state = "open"\n'))
+    assert cfg.inputs["contact2"].spi_device == 1 and cfg.door.prealarm == 10
