@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import signal
 import threading
 
 from .door import Contact, Door, DoorPolicy, Emit, Grant, ManualLock, ManualUnlock, Rex, SetRelay, Tick
@@ -36,6 +37,7 @@ log = logging.getLogger("accessd.door")
 
 MAX_UNLOCK = 86_400.0
 WATCHDOG_PERIOD = 0.1
+FATAL_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def create(daemon):
@@ -46,7 +48,7 @@ class DoorController:
     """Owns the relay, the inputs and the door state machine; lives on the daemon's loop."""
 
     def __init__(self, daemon, *, watchdog_period: float = WATCHDOG_PERIOD) -> None:
-        from wiring.relay import Relay
+        from wiring.relay import Relay, guard_signals
 
         cfg = daemon.config.door
         self.daemon = daemon
@@ -55,6 +57,9 @@ class DoorController:
         # First, before anything that can fail: the relay line at its locked level.
         self.relay = Relay(cfg.relay_pin, normal_state=cfg.normal_state, active_high=cfg.relay_active_high,
                            pin_factory=daemon.pin_factory, clock=daemon.clock)
+        # Fatal signals the loop does not handle (SIGTERM/SIGINT are the daemon's): relay first.
+        if threading.current_thread() is threading.main_thread():
+            guard_signals(tuple(sig for sig in FATAL_SIGNALS if signal.getsignal(sig) == signal.SIG_DFL))
         self.inputs: dict = {}
         self._mock_adcs: dict[int, object] = {}
         try:

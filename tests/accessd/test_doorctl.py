@@ -454,8 +454,12 @@ TRACE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("normal, locked", [("open", "0"), ("closed", "1")])
-def test_sigterm_real_daemon_relocks(daemon_factory, tmp_path, normal, locked):
+@pytest.mark.parametrize("normal, locked, sig, code", [
+    ("open", "0", signal.SIGTERM, 0),
+    ("closed", "1", signal.SIGTERM, 0),
+    ("open", "0", signal.SIGHUP, -signal.SIGHUP),  # not handled by the loop: the relay's guard
+])
+def test_signal_real_daemon_relocks(daemon_factory, tmp_path, normal, locked, sig, code):
     """The real daemon's main() with GPIO22's mock level changes traced to a file."""
     trace = tmp_path / "relay.trace"
     d = daemon_factory(DAEMON_TOML.format(normal=normal), start=False)
@@ -474,7 +478,7 @@ def test_sigterm_real_daemon_relocks(daemon_factory, tmp_path, normal, locked):
     assert levels and set(levels) == {locked}  # at the locked level from the first write on
     assert d.result("door.unlock", seconds=600)["state"] == "unlocked"
     assert trace.read_text().split()[-1] != locked
-    assert d.stop(signal.SIGTERM) == 0, d.log()
+    assert d.stop(sig) == code, d.log()
     assert trace.read_text().split()[-1] == locked
 
 
