@@ -118,7 +118,8 @@ class WiegandComponent:
         self.pins = PinAssembler(length=cfg.pin_length, timeout=cfg.pin_timeout)
         self.device: WiegandReader | None = None
         self.lights: ReaderFeedback | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._seen = 0  # edges taken by the loop (the device counts those it handed over)
         self._idle_timer: asyncio.TimerHandle | None = None
         self._waiters: list[asyncio.Future] = []
         self._send_lock = asyncio.Lock()
@@ -190,6 +191,7 @@ class WiegandComponent:
 
     # ------------------------------------------------------------ edges, timers, frames
     def _edge(self, line: int, level: int, t: float) -> None:
+        self._seen += 1
         self._handle(self.decoder.edge(line, level, t))
         self._arm()
 
@@ -205,6 +207,10 @@ class WiegandComponent:
 
     def _tick(self) -> None:
         self._timer = None
+        if self.device is not None and self.device.edges > self._seen:
+            # Edges stamped before the deadline are still queued behind this timer: take them first.
+            self._timer = self.daemon.loop.call_soon(self._tick)
+            return
         now = self.daemon.clock()
         self._handle(self.decoder.tick(now))
         self._pin_events(self.pins.tick(now))

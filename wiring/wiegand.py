@@ -5,8 +5,8 @@ both pins as pulled-up inputs with edge detection on both edges and, in the
 GPIO library's callback thread, hands every edge to ``on_edge(line, level,
 time)``: ``level`` 0 is the falling edge that starts a pulse, 1 the rising edge
 that ends it.  ``time`` is the edge's tick converted to ``clock()`` seconds
-(``clock() - ticks_diff(ticks(), tick)``), so it is the kernel's timestamp of
-the edge on the caller's clock, however late the callback runs.
+(see :meth:`WiegandReader.stamp`), so it is the kernel's timestamp of the edge
+on the caller's clock, however late the callback runs.
 
 Decoding is not done here: the daemon feeds the edges to
 :class:`protocols.wiegand.decoder.EdgeDecoder` in its loop.  :meth:`send`
@@ -28,6 +28,7 @@ class WiegandReader(Device):
                  clock: Callable[[], float] = time.monotonic, pin_factory=None) -> None:
         self._pins: list = []
         self._handlers: list = []  # pins hold callbacks weakly; keep them alive here
+        self._offset: float | None = None
         super().__init__(pin_factory=pin_factory)
         if d0 == d1:
             raise ValueError(f"Wiegand D0 and D1 must be different pins, both are {d0!r}")
@@ -50,14 +51,37 @@ class WiegandReader(Device):
             raise
 
     def _handler(self, line: int) -> Callable[[int, int], None]:
-        factory = self.pin_factory
-
         def changed(ticks, state) -> None:
-            at = self._clock() - factory.ticks_diff(factory.ticks(), ticks)
+            at = self.stamp(ticks)
             self.edges += 1
             self._on_edge(line, 1 if state else 0, at)
 
         return changed
+
+    def stamp(self, ticks) -> float:
+        """An edge's tick as ``clock()`` seconds.
+
+        Normally ``clock() - ticks_diff(ticks(), tick)``: the callback's delay is
+        taken off.  Some GPIO libraries stamp edges on another clock than their
+        factory's ``ticks()`` (the kernel can report CLOCK_REALTIME); a delay
+        that is negative or over half a second shows it, and then the offset
+        between the two clocks is estimated as the smallest ``now - tick`` seen
+        (the edge with the least delay), re-anchored when it drifts by more
+        than half a second.  Differences between edges stay exact either way.
+        """
+        factory = self.pin_factory
+        now = self._clock()
+        try:
+            lag = factory.ticks_diff(factory.ticks(), ticks)
+        except Exception:  # noqa: BLE001 - a tick the factory cannot compare
+            lag = None
+        if lag is not None and -0.0005 <= lag < 0.5:
+            return now - max(lag, 0.0)
+        seconds = float(ticks)
+        d = now - seconds
+        if self._offset is None or d < self._offset or d - self._offset > 0.5:
+            self._offset = d
+        return seconds + self._offset
 
     @property
     def pins(self) -> tuple:

@@ -112,3 +112,22 @@ def test_one_led_line_and_beeper(factory):
     fb.beeper._blink_thread.join(2)
     assert [s.state for s in beeper.states] == [0, 1, 0, 1, 0]
     fb.close()
+
+
+def test_ticks_on_another_clock_keep_their_spacing(factory, clock):
+    """A library stamping edges with CLOCK_REALTIME while ticks() is monotonic."""
+    edges = []
+    r = WiegandReader(17, 27, on_edge=lambda *e: edges.append(e), clock=clock, pin_factory=factory)
+    handler = r._handlers[1]
+    epoch = 1_790_000_000.0
+    for i in range(4):
+        clock.t = 1000.0 + i * 0.002 + 0.0003  # each callback runs 0.3 ms after its edge
+        handler(epoch + i * 0.002, 0)
+    times = [t for _, _, t in edges]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert gaps == pytest.approx([0.002] * 3, abs=1e-6)  # epoch seconds as floats: ~0.2 µs resolution
+    assert times[-1] == pytest.approx(1000.0063, abs=1e-6)
+    clock.t = 1005.0  # the other clock jumped back by 10 s: re-anchored, not 10 s in the future
+    handler(epoch - 10.0, 0)
+    assert edges[-1][2] == pytest.approx(1005.0)
+    r.close()
