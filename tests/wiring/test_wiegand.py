@@ -4,7 +4,7 @@ import pytest
 from gpiozero.exc import GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
 
-from protocols.wiegand.decoder import EdgeDecoder, Frame
+from protocols.wiegand.decoder import EdgeDecoder, Frame, Timing
 from protocols.wiegand.formats import LIBRARY
 from wiring.feedback import ReaderFeedback
 from wiring.wiegand import WiegandReader
@@ -68,7 +68,7 @@ def test_patched_clock_frame_through_decoder(factory, clock):
 
 
 def test_send_drives_mock_pins_with_real_timing(factory):
-    dec = EdgeDecoder()
+    dec = EdgeDecoder(Timing(floor=0.05, ceiling=0.1))  # this Python thread may be paused on a busy box
     out = []
     r = WiegandReader(5, 6, on_edge=lambda line, level, t: out.extend(dec.edge(line, level, t)), pin_factory=factory)
     r.send("10110", interval=0.001)
