@@ -268,6 +268,7 @@ class Door:
                         self._unlock(now, p.access_time, {"reason": "rex"}, actions)
             case _:
                 raise IllegalTransition(self.state, event, "unknown event")
+        self._settle(now, actions)  # the event may have made a timer due (a relock ends a held-open wait)
         return actions
 
     # -- helpers (called only from handle) -----------------------------------------------

@@ -37,6 +37,7 @@ log = logging.getLogger("accessd.door")
 
 MAX_UNLOCK = 86_400.0
 WATCHDOG_PERIOD = 0.1
+RESAMPLE_PERIOD = 1.0  # digital inputs are re-read this often in case an edge callback was lost
 FATAL_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -74,6 +75,7 @@ class DoorController:
             has_contact="contact" in self.inputs, has_rex="rex" in self.inputs,
         )
         self.door = self._fresh_door(self.clock())
+        self._next_resample = self.clock() + RESAMPLE_PERIOD
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._watch_deadline: float | None = None
@@ -211,7 +213,8 @@ class DoorController:
 
     def _handle(self, event) -> None:
         if self._stopped:
-            raise CommandError("unavailable", "the door is stopping")
+            log.warning("door: %r ignored, the door is stopping", event)
+            return
         now = self._now()
         try:
             self._apply(self.door.handle(event, now))
@@ -263,8 +266,13 @@ class DoorController:
         now = self._now()
         try:
             changes = []
+            resample = now >= self._next_resample
+            if resample:
+                self._next_resample = now + RESAMPLE_PERIOD
             for inp in self.inputs.values():
                 changes += inp.tick(now)
+                if resample and not inp.supervised:
+                    changes += inp.resample(now)
             self._input_changes(changes)
             self._apply(self.door.handle(Tick(), self._now()))
         except Exception as exc:
@@ -293,7 +301,8 @@ class DoorController:
     def _reschedule(self) -> None:
         if self._stopped or self.daemon.loop is None:
             return
-        deadlines = [self.door.next_deadline()] + [inp.next_deadline() for inp in self.inputs.values()]
+        deadlines = [self.door.next_deadline(), self._next_resample if self.inputs else None]
+        deadlines += [inp.next_deadline() for inp in self.inputs.values()]
         due = min((d for d in deadlines if d is not None), default=None)
         if due == self._timer_at and self._timer is not None:
             return
@@ -334,6 +343,7 @@ class DoorController:
 
     def _cmd_unlock(self, params: dict) -> dict:
         _only(params, "door.unlock", {"seconds"})
+        self._check_running("door.unlock")
         seconds = params.get("seconds")
         if seconds is not None:
             ok = isinstance(seconds, int | float) and not isinstance(seconds, bool) and math.isfinite(seconds)
@@ -343,7 +353,12 @@ class DoorController:
 
     def _cmd_lock(self, params: dict) -> dict:
         _only(params, "door.lock", set())
+        self._check_running("door.lock")
         return self.lock()
+
+    def _check_running(self, command: str) -> None:
+        if self._stopped:
+            raise CommandError("unavailable", f"{command}: the door is stopping")
 
     async def _cmd_simulate_input(self, params: dict) -> dict:
         _only(params, "simulate.input", {"name", "state"})

@@ -176,6 +176,10 @@ class DigitalInput:
             return [InputChange(name=self.name, state=self.state, previous=before, at=self._debounce.since)]
         return []
 
+    def resample(self, now: float) -> list[InputChange]:
+        """Read the line now and feed it like an edge: insurance against a lost callback."""
+        return self.edge(bool(self._device.is_active), now)
+
     def next_deadline(self) -> float | None:
         return self._debounce.next_deadline()
 

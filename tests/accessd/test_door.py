@@ -222,6 +222,18 @@ def test_forced_door_held_open_clears_both_alarms():
         ("door.forced_open", "cleared"), ("door.held_open", "cleared")]
 
 
+def test_manual_lock_of_a_long_open_door_fires_overdue_alarms_at_once():
+    door = Door(DoorPolicy(open_too_long=15, prealarm=3), contact_open=True, now=0.0)
+    door.handle(Grant(seconds=16), 0.0)
+    acts = door.handle(ManualLock(), 12.0)
+    assert [(t, f.get("state")) for t, f in emitted(acts)] == [("door.locked", None), ("door.held_open", "prealarm")]
+    acts = door.handle(ManualUnlock(seconds=100), 13.0)  # unlocking again keeps the alarm waiting
+    assert door.next_deadline() == 113.0
+    acts = door.handle(ManualLock(), 20.0)
+    assert [(t, f.get("state")) for t, f in emitted(acts)] == [("door.locked", None), ("door.held_open", "alarm")]
+    assert emitted(acts)[-1][1]["open_for"] == 15.0
+
+
 def test_reopening_restarts_held_open_clock():
     door = Door(DoorPolicy(open_too_long=10, access_time=60))
     door.handle(ManualUnlock(), 0.0)

@@ -206,7 +206,7 @@ def test_grant_unlocks_and_timer_relocks(make):
     ctl.grant(seconds=None, holder={"id": 1, "first_name": "Alice", "last_name": None}, reader="reader1")
     assert pin(d, 22).state is True and ctl.relay.unlocked
     assert d.events[-1][0] == "door.unlocked" and d.events[-1][1]["holder"]["first_name"] == "Alice"
-    assert ctl._timer_at == 505.0
+    assert ctl.door.next_deadline() == 505.0
     clock.t = 504.9
     ctl._tick()
     assert pin(d, 22).state is True
@@ -279,6 +279,23 @@ def test_manual_unlock_lock_commands(make):
         with pytest.raises(CommandError) as info:
             d.commands["door.unlock"](bad)
         assert info.value.kind == "invalid" and "door.unlock" in info.value.message
+
+
+def test_lost_edge_is_caught_by_resampling(make):
+    clock = Clock()
+    d, ctl = make(clock=clock)
+    contact = ctl.inputs["contact"]
+    contact.on_edge = None  # the callback is lost
+    ctl._drive_mock_pin(contact, "active")
+    run_ready(d.loop)
+    clock.t += 0.5
+    ctl._tick()
+    assert d.types() == []  # nobody told us yet
+    clock.t = 501.0
+    ctl._tick()  # the periodic re-read sees the open door …
+    clock.t += 0.05
+    ctl._tick()  # … and after debounce it counts
+    assert d.types() == ["input.changed", "door.opened", "door.forced_open"]
 
 
 def test_tamper_input_publishes_tamper(make):
@@ -523,8 +540,11 @@ def test_watchdog_thread_exits_on_stop(make, loop):
     thread.join(2)
     assert not thread.is_alive()
     assert ctl.relay.closed and pin(d, 22).pull == "down"
-    with pytest.raises(CommandError, match="stopping"):
-        ctl.grant(seconds=None, holder=None, reader="r")
+    ctl.grant(seconds=None, holder=None, reader="r")  # a late grant is ignored, not raised
+    assert not ctl.relay.unlocked and pin(d, 22).pull == "down"
+    with pytest.raises(CommandError, match="door.unlock: the door is stopping") as info:
+        d.commands["door.unlock"]({})
+    assert info.value.kind == "unavailable"
 
 
 # --- config validation of the door's keys ----------------------------------------------------------
