@@ -41,6 +41,22 @@ def test_h10301_published_vector():
         "H10301", 90, 324, True)
 
 
+@pytest.mark.parametrize("source, bits, fmt, fc, cn", [
+    # r/AskElectronics "How do I convert 26 bit Wiegand to Dec?": hex 21A6616 is FC 13, CN 13067
+    ("reddit AskElectronics", format(0x21A6616, "026b"), "H10301", 13, 13067),
+    # CIVINTEC CN56X0B-X reader manual 6.4.2: data D4 1B 81 → 1 11010100 00011011 10000001 0
+    ("CIVINTEC CN56 manual, Wiegand26", "1" + "110101000001101110000001" + "0", "H10301", 0xD4, 0x1B81),
+    # same manual 6.4.5: data 89 D4 1B 81 → 1 10001001 11010100 00011011 10000001 1
+    ("CIVINTEC CN56 manual, Wiegand34", "1" + "10001001110101000001101110000001" + "1", "H10306", 0x89D4, 0x1B81),
+    # Hikvision Wiegand camera manual: card 1234567890 = 0x499602D2 → 1 + 32 bits + 0
+    ("Hikvision Wiegand manual, 34-bit", "1" + format(1234567890, "032b") + "0", "H10306", 0x4996, 0x02D2),
+])
+def test_vectors_from_reader_manuals(source, bits, fmt, fc, cn):
+    d = LIBRARY.decode(bits)
+    assert (d.chosen.format, d.chosen.facility_code, d.chosen.card_number, d.chosen.parity_ok) == (fmt, fc, cn, True)
+    assert LIBRARY.encode(fmt, facility_code=fc, card_number=cn) == bits
+
+
 # Hand-computed from the published H10301 layout (HID: P + FC8 + CN16 + P,
 # leading even parity over bits 2-13, trailing odd parity over bits 14-25):
 # FC 1, CN 1: 0 00000001 0000000000000001 0 → leading: one 1 in bits 2-13 → 1;
