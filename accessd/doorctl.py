@@ -75,6 +75,7 @@ class DoorController:
             has_contact="contact" in self.inputs, has_rex="rex" in self.inputs,
         )
         self.door = self._fresh_door(self.clock())
+        self._boot = self._boot_check()
         self._next_resample = self.clock() + RESAMPLE_PERIOD
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -89,7 +90,7 @@ class DoorController:
         daemon.register_command("door.lock", self._cmd_lock, mutating=True)
         daemon.register_command("simulate.input", self._cmd_simulate_input, mutating=True)
         daemon.register_status("door", self.door_status)
-        daemon.register_status("relay", self.relay.status)
+        daemon.register_status("relay", self.relay_status)
         daemon.register_status("inputs", self.inputs_status)
 
     # -- construction -------------------------------------------------------------------
@@ -202,6 +203,24 @@ class DoorController:
         out = self.door.status(max(self.clock(), self.door.now))
         out["watchdog_trips"] = self.watchdog_trips
         return out
+
+    def relay_status(self) -> dict:
+        return {**self.relay.status(), **self._boot}
+
+    def _boot_check(self) -> dict:
+        """Warn when the SoC pulls the relay line to the unlocked side while the board boots."""
+        from wiring.boards import boot_check, from_model
+
+        try:
+            profile = from_model(self.daemon.pin_factory.board_info.model)
+        except Exception:  # noqa: BLE001 - not every factory knows its board
+            profile = None
+        check = boot_check(self.cfg.relay_pin, self.relay.locked_high, profile)
+        if check["boot_safe"] is False:
+            log.warning("door.relay_pin GPIO%d is pulled %s while the board boots: the relay is at its "
+                        "UNLOCKED level until accessd starts (see the README's door section)",
+                        self.cfg.relay_pin, check["boot_pull"])
+        return check
 
     def inputs_status(self) -> dict:
         return {name: inp.status() for name, inp in self.inputs.items()}
@@ -317,7 +336,10 @@ class DoorController:
 
     def _watchdog(self) -> None:
         while not self._stopping.wait(self._watchdog_period):
-            self.watchdog_check()
+            try:
+                self.watchdog_check()
+            except Exception:  # noqa: BLE001 - the watchdog must outlive any one failure
+                log.exception("relay watchdog check failed")
 
     def watchdog_check(self) -> bool:
         """Force the relay to normal if it is overdue; True when it did (any thread)."""

@@ -106,3 +106,21 @@ def describe(bcm: int, board_name: str = "pi4") -> str:
     if bcm in FUNCTIONS:
         text += f", also {FUNCTIONS[bcm]}"
     return text
+
+
+def from_model(model: str | None) -> Board | None:
+    """The profile for a gpiozero ``board_info.model`` such as ``"4B"`` or ``"5B"``."""
+    if not model:
+        return None
+    m = re.match(r"(?:CM)?(\d)", str(model))
+    return BOARDS.get(f"pi{m.group(1)}") if m else None
+
+
+def boot_check(bcm: int, locked_high: bool, board_profile: Board | None) -> dict:
+    """Whether the SoC's reset pull holds ``bcm`` at the locked level while the board boots.
+
+    ``safe`` is None when the board or its pulls are unknown.
+    """
+    pull = board_profile.boot_pull(bcm) if board_profile is not None else None
+    return {"boot_pull": pull, "boot_safe": None if pull is None else (pull == "up") == locked_high}
+

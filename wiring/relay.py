@@ -107,6 +107,11 @@ class Relay:
     def closed(self) -> bool:
         return self._device.closed
 
+    @property
+    def locked_high(self) -> bool:
+        """Whether the line is high while locked (normal state and polarity together)."""
+        return self._energized_when_locked == self.active_high
+
     def status(self) -> dict:
         return {
             "pin": self.pin,
@@ -175,7 +180,7 @@ class Relay:
             if self._device.closed:
                 return
             self.to_normal()
-            locked_high = self._energized_when_locked == self.active_high
+            locked_high = self.locked_high
             factory = self._device.pin_factory
             self._device.close()
             try:
@@ -189,7 +194,7 @@ class Relay:
 
     def hold_level(self) -> str:
         """Which way the line is pulled after :meth:`close` ("up" or "down")."""
-        return "up" if self._energized_when_locked == self.active_high else "down"
+        return "up" if self.locked_high else "down"
 
     def __enter__(self) -> Relay:
         return self

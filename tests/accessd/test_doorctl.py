@@ -590,3 +590,13 @@ def test_door_config_accepts_a_full_setup():
         '[inputs.contact2]\nadc = "MCP3208"\nchannel = 1\nspi_device = 1\nnormal_state = "closed"\n'
         '[inputs.aux]\npin = 5\nnormal_state = "open"\n'))
     assert cfg.inputs["contact2"].spi_device == 1 and cfg.door.prealarm == 10
+
+
+def test_relay_status_warns_about_a_line_pulled_unlocked_at_boot(make, caplog):
+    d, ctl = make(base=BASE.replace("relay_pin = 22", "relay_pin = 4"))  # mock board: a Pi 3B
+    st = d.statuses["relay"]()
+    assert st["boot_pull"] == "up" and st["boot_safe"] is False
+    assert "GPIO4 is pulled up while the board boots" in caplog.text
+    d2, _ = make(base=BASE.replace("relay_pin = 22", "relay_pin = 5").replace('normal_state = "open"', "")
+                 + 'relay_active_high = false\n')
+    assert d2.statuses["relay"]()["boot_safe"] is True  # active-low relay, locked high, pulled up

@@ -41,3 +41,15 @@ def test_boot_pulls_and_description():
     assert "SPI0 CE0" in describe(8)
     with pytest.raises(ValueError, match="board: expected one of pi3, pi4, pi5"):
         board("pi2")
+
+
+def test_from_model_and_boot_check():
+    from wiring.boards import boot_check, from_model
+
+    assert from_model("4B").name == "pi4" and from_model("3B+").name == "pi3" and from_model("5B").name == "pi5"
+    assert from_model("CM4").name == "pi4" and from_model("Zero2W") is None and from_model(None) is None
+    # an active-high relay locked low on GPIO22 (pulled down at reset): safe; on GPIO4 (pulled up): not
+    assert boot_check(22, False, from_model("4B")) == {"boot_pull": "down", "boot_safe": True}
+    assert boot_check(4, False, from_model("4B")) == {"boot_pull": "up", "boot_safe": False}
+    assert boot_check(4, True, from_model("3B")) == {"boot_pull": "up", "boot_safe": True}
+    assert boot_check(22, False, from_model("5B")) == {"boot_pull": None, "boot_safe": None}
