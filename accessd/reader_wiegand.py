@@ -340,12 +340,21 @@ class WiegandComponent:
         return outcomes
 
     async def cmd_card(self, params: dict) -> dict:
+        """A card by its wire value (``hex`` + ``bit_length``) or by ``format`` with ``fc``/``cn``."""
         self._require_mock("simulate.card")
-        hex_value, bit_length = params.get("hex"), params.get("bit_length")
-        if not isinstance(hex_value, str) or isinstance(bit_length, bool) or not isinstance(bit_length, int):
-            raise CommandError("invalid", "simulate.card: expected hex (a string) and bit_length (an integer)")
         try:
-            bits = hex_to_bits(hex_value, bit_length)
+            if params.get("format") is not None:
+                fmt, fc, cn = params["format"], params.get("fc"), params.get("cn")
+                if not isinstance(fmt, str) or not isinstance(cn, int) or not isinstance(fc, int | None):
+                    raise CommandError("invalid", "simulate.card: expected format (a name), cn and optional fc "
+                                                  "(integers)")
+                bits = self.library.encode(fmt, facility_code=fc, card_number=cn)
+            else:
+                hex_value, bit_length = params.get("hex"), params.get("bit_length")
+                if not isinstance(hex_value, str) or isinstance(bit_length, bool) or not isinstance(bit_length, int):
+                    raise CommandError("invalid", "simulate.card: expected hex (a string) and bit_length (an integer),"
+                                                  " or format with fc and cn")
+                bits = hex_to_bits(hex_value, bit_length)
         except WiegandError as exc:
             raise CommandError("invalid", f"simulate.card: {exc}") from None
         (outcome,) = await self._send([bits], self._interval("simulate.card", params))

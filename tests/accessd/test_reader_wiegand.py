@@ -95,6 +95,8 @@ def test_simulate_refused_without_mock_pins_and_bad_params(wiegand_daemon):
     d = wiegand_daemon
     r = d.request("simulate.card", hex="XYZ", bit_length=26)
     assert not r["ok"] and r["error"]["kind"] == "invalid" and "hex" in r["error"]["message"]
+    r = d.request("simulate.card", format="H10301", fc=256, cn=1)
+    assert not r["ok"] and "facility code 256 is out of range for H10301 (0–255)" in r["error"]["message"]
     r = d.request("simulate.wiegand", bits="0120")
     assert not r["ok"] and r["error"]["kind"] == "invalid"
     done = d.cli("simulate", "keys", "12A")
@@ -200,6 +202,16 @@ def test_buffered_pin_frame_vs_card_of_the_same_length():
         assert kinds == [("pin", "4321"), ("card", 3456)]
 
     run_component(toml, body)
+
+
+def test_simulate_card_by_format():
+    async def body(daemon, comp):
+        out = await daemon.commands["simulate.card"]({"format": "Wiegand34", "fc": 7, "cn": 8})
+        assert out["result"] == "card" and out["bits"] == LIBRARY.encode("H10306", facility_code=7, card_number=8)
+        cred = daemon.access.calls[-1][1]
+        assert (cred.format, cred.facility_code, cred.card_number) == ("H10306", 7, 8)
+
+    run_component(WIEGAND, body)
 
 
 def test_conversion_and_raw_cards():
