@@ -64,11 +64,15 @@ class DoorController:
         self.inputs: dict = {}
         self._mock_adcs: dict[int, object] = {}
         try:
-            self._build_inputs()
-        except Exception:
+            self._setup(watchdog_period)
+        except BaseException:
             self._close_inputs()
             self.relay.close()
             raise
+
+    def _setup(self, watchdog_period: float) -> None:
+        daemon, cfg = self.daemon, self.cfg
+        self._build_inputs()
         self.policy = DoorPolicy(
             access_time=cfg.access_time, open_too_long=cfg.open_too_long, prealarm=cfg.prealarm,
             relock_on_open=cfg.relock_on_open, rex_unlocks=cfg.rex_unlocks, rex_shunt=cfg.rex_shunt,

@@ -600,3 +600,30 @@ def test_relay_status_warns_about_a_line_pulled_unlocked_at_boot(make, caplog):
     d2, _ = make(base=BASE.replace("relay_pin = 22", "relay_pin = 5").replace('normal_state = "open"', "")
                  + 'relay_active_high = false\n')
     assert d2.statuses["relay"]()["boot_safe"] is True  # active-low relay, locked high, pulled up
+
+
+def test_free_egress_rex_only_shunts(make):
+    clock = Clock()
+    d, ctl = make("rex_unlocks = false\nrex_shunt = 3\n", clock=clock)
+    set_input(d, ctl, "rex", "active", clock)
+    assert pin(d, 22).state is False and "door.unlocked" not in d.types()
+    set_input(d, ctl, "contact", "active", clock)
+    assert ("door.opened", {"authorized": True, "by": "rex"}) in d.events
+    assert "door.forced_open" not in d.types()
+
+
+def test_holder_extended_time_and_setup_failure_after_inputs(make, loop, monkeypatch):
+    clock = Clock()
+    d, ctl = make(clock=clock)
+    ctl.grant(seconds=30.0, holder={"id": 7}, reader="r")
+    assert ctl.door.next_deadline() == clock.t + 30
+    # a failure after the inputs exist still leaves the relay locked and everything released
+    import tomllib
+
+    monkeypatch.setattr(doorctl, "DoorPolicy", lambda **kw: (_ for _ in ()).throw(ValueError("policy")))
+    d2 = FakeDaemon(parse_config(tomllib.loads(BASE)), Clock(), loop)
+    with pytest.raises(ValueError, match="policy"):
+        doorctl.create(d2)
+    assert pin(d2, 22).pull == "down" and True not in pin(d2, 22).levels
+    assert pin(d2, 23).function == "input"
+    d2.pin_factory.close()
