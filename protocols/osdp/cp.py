@@ -106,6 +106,7 @@ class _Pd:
         self.want_lstat = False
         self.reported: set[str] = set()
         self.announced = False  # Connecting emitted for this attempt
+        self.offline_reported = False  # Offline emitted; cleared by the next valid reply
 
     @property
     def secure(self) -> bool:
@@ -313,7 +314,6 @@ class ControlPanel:
             self._current = None
 
     def _go_offline(self, pd: _Pd, now: float, reason: str) -> None:
-        was = pd.state
         self._set_state(pd, OFFLINE, now)
         pd.session = None
         pd.inflight = None
@@ -324,7 +324,8 @@ class ControlPanel:
         pd.next_at = now + self.probe_interval
         if self._current is pd:
             self._current = None
-        if was != REFUSED:
+        if not pd.offline_reported:
+            pd.offline_reported = True
             self._emit(ev.Offline(address=pd.address, reason=reason))
 
     def _refuse(self, pd: _Pd, now: float) -> None:
@@ -462,6 +463,7 @@ class ControlPanel:
     def _answered(self, pd: _Pd, now: float) -> None:
         self._current = None
         pd.last_reply = now
+        pd.offline_reported = False
         pd.resend_raw = False
         pd.next_at = now + self.poll_interval
         if not pd.announced:
