@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import re
 import secrets
 import sqlite3
 import stat
@@ -74,6 +75,7 @@ FORMAT_ALIASES = {
 
 PIN_MIN, PIN_MAX = 4, 16
 MAX_ERRORS = 1000  # an import stops listing errors here
+IMPORT_BATCH = 1000  # rows per executemany in an import
 SECRET_FILE = "pin.key"
 DB_FILE = "entrylist.db"
 
@@ -234,10 +236,16 @@ def _bool(value: object, field: str) -> bool:
     raise InvalidField(field, value, "true/false (or 1/0, yes/no)")
 
 
+_CONTROL = {
+    "\t": re.compile("[\x00-\x08\x0a-\x1f\x7f]"),
+    "\t\r\n": re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"),
+}
+
+
 def _text(value: object, field: str, limit: int = 200, allowed: str = "\t") -> str:
     if not isinstance(value, str):
         raise InvalidField(field, value, "text")
-    if len(value) > limit or any(ord(c) < 32 and c not in allowed for c in value):
+    if len(value) > limit or _CONTROL[allowed].search(value):
         raise InvalidField(field, value, f"text of at most {limit} printable characters")
     return value
 
@@ -250,10 +258,9 @@ def normalize_holder(raw: dict, *, partial: bool = False) -> dict:
     (hex, bit_length, format, fc, cn) or None), ``pin`` (digits or None), ``qr``.
     """
     out: dict = {}
-    given = {k: v for k, v in raw.items() if k in _HOLDER_KEYS}
-    unknown = set(raw) - _HOLDER_KEYS
-    if unknown:
-        name = sorted(unknown)[0]
+    given = raw
+    if not raw.keys() <= _HOLDER_KEYS:
+        name = sorted(set(raw) - _HOLDER_KEYS)[0]
         raise InvalidField(name, raw[name], f"one of the holder fields {sorted(_HOLDER_KEYS)}")
 
     def blank(key: str) -> bool:
@@ -367,7 +374,7 @@ def _normalize_card(given: dict) -> tuple | None:
             raise InvalidField("card", hex_value, "hexadecimal digits") from None
         if number >> bit_length:
             raise InvalidField("card", hex_value, f"a value that fits in {bit_length} bits")
-        card_hex = Credential.card(format(number, "X"), bit_length).hex
+        card_hex = format(number, "X").rjust((bit_length + 3) // 4, "0")  # as Credential.hex
     fmt_name = None
     fcn = cnn = None
     if fmt is not None or fc is not None or cn is not None:
@@ -654,12 +661,13 @@ class EntryList:
             except sqlite3.IntegrityError:
                 raise DuplicateCredential("qr", qr, self._owner_name("c.qr = ?", (qr,)), line) from None
 
-    def _insert_holder(self, fields: dict, line: int | None = None) -> int:
+    def _insert_holder(self, fields: dict, line: int | None = None, holder_id: int | None = None) -> int:
         try:
             cur = self.conn.execute(
-                "INSERT INTO holders (first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-                " access_time, conditions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
+                " access_time, conditions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    holder_id,
                     fields["first_name"],
                     fields.get("last_name", ""),
                     fields.get("notes", ""),
@@ -818,23 +826,87 @@ class EntryList:
         """
         report = ImportReport()
         errors = [] if errors is None else errors
-        with self._transaction():
+        with self._transaction() as conn:
+            next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM holders").fetchone()[0]
+            batch: list[tuple[int, dict, int]] = []
             for line, fields in rows:
                 report.rows += 1
                 if progress is not None and report.rows % 10000 == 0:
                     progress(report.rows)
                 if fields is None or len(errors) >= MAX_ERRORS:
                     continue
-                try:
-                    holder_id = self._insert_holder(fields, line)
-                    self._insert_credentials(holder_id, fields, line)
-                    report.added += 1
-                except EntryListError as exc:
-                    _note(errors, exc)
+                batch.append((line, fields, next_id))
+                next_id += 1
+                if len(batch) >= IMPORT_BATCH:
+                    report.added += self._insert_batch(batch, errors)
+                    batch = []
+            report.added += self._insert_batch(batch, errors)
             if errors:
                 errors.sort(key=lambda e: getattr(e, "line", None) or 0)
                 raise ImportFailed(errors, report.rows)
         return report
+
+    def _insert_batch(self, batch: list[tuple[int, dict, int]], errors: list) -> int:
+        """Insert rows with executemany; if a constraint fails, redo the batch row by row
+        (inside a savepoint) so that each error names its line and field."""
+        if not batch:
+            return 0
+        conn = self.conn
+        holders, cards, pins, qrs = [], [], [], []
+        for _, f, hid in batch:
+            holders.append(
+                (
+                    hid,
+                    f["first_name"],
+                    f.get("last_name", ""),
+                    f.get("notes", ""),
+                    int(f.get("suspended", False)),
+                    f.get("valid_from"),
+                    f.get("valid_to"),
+                    f.get("uses"),
+                    f.get("access_time"),
+                    f.get("conditions"),
+                )
+            )
+            card = f.get("card")
+            if card is not None:
+                cards.append((hid, *card))
+            pin = f.get("pin")
+            if pin is not None:
+                pins.append((hid, self.pin_hash(pin) if isinstance(pin, str) else pin))
+            qr = f.get("qr")
+            if qr is not None:
+                qrs.append((hid, qr))
+        conn.execute("SAVEPOINT batch")
+        try:
+            conn.executemany(
+                "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
+                " access_time, conditions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                holders,
+            )
+            conn.executemany(
+                "INSERT INTO credentials (holder_id, kind, card_hex, bit_length, format, facility_code, card_number)"
+                " VALUES (?, 'card', ?, ?, ?, ?, ?)",
+                cards,
+            )
+            conn.executemany("INSERT INTO credentials (holder_id, kind, pin_hash) VALUES (?, 'pin', ?)", pins)
+            conn.executemany("INSERT INTO credentials (holder_id, kind, qr) VALUES (?, 'qr', ?)", qrs)
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+            added = 0
+            for line, fields, hid in batch:
+                if len(errors) >= MAX_ERRORS:
+                    break
+                try:
+                    self._insert_holder(fields, line, hid)
+                    self._insert_credentials(hid, fields, line)
+                    added += 1
+                except EntryListError as exc:
+                    _note(errors, exc)
+            return added
+        conn.execute("RELEASE batch")
+        return len(batch)
 
     def export_rows(self, *, after_id: int = 0, limit: int = 1000) -> list[dict]:
         """Holders as CSV rows (DESIGN's columns; ``pin`` empty since PINs are stored hashed)."""
@@ -969,7 +1041,7 @@ def parse_csv(
             _note(errors, InvalidField("row", ",".join(row)[:80], f"{width} columns as in the header", line))
             yield line, None
             continue
-        raw = dict(zip(header, row, strict=True))
+        raw = {k: v for k, v in zip(header, row, strict=True) if v or k == "first_name"}
         try:
             fields = normalize_holder(raw)
         except InvalidField as exc:
