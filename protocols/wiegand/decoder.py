@@ -70,6 +70,12 @@ class Frame:
     interval: float | None
     glitches: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.bits or self.bits.strip("01"):
+            raise ValueError(f"Frame.bits must be a non-empty string of 0/1, got {self.bits!r}")
+        if self.last < self.first:
+            raise ValueError(f"Frame ends ({self.last}) before it starts ({self.first})")
+
     @property
     def count(self) -> int:
         return len(self.bits)
@@ -83,6 +89,11 @@ class Glitch:
     time: float
     reason: Literal["coincident_edges", "short_pulse"]
 
+    def __post_init__(self) -> None:
+        if self.line not in (0, 1) or self.reason not in ("coincident_edges", "short_pulse"):
+            raise ValueError(f"Glitch: line must be 0/1 and reason coincident_edges/short_pulse, "
+                             f"got {self.line!r}/{self.reason!r}")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Discarded:
@@ -92,6 +103,10 @@ class Discarded:
     first: float
     last: float
     reason: Literal["short_burst", "too_long"]
+
+    def __post_init__(self) -> None:
+        if self.reason not in ("short_burst", "too_long"):
+            raise ValueError(f"Discarded.reason must be short_burst or too_long, got {self.reason!r}")
 
 
 DecoderEvent = Frame | Glitch | Discarded

@@ -143,3 +143,15 @@ def test_jittered_streams_across_sia_ranges(frames, interval, jitter, pulse, see
     assert [e.bits for e in events] == frames
     for e, d in zip(events, decided, strict=True):
         assert d - e.last <= max(Timing().k * interval * (1 + 2 * jitter), Timing().floor) + 1e-9
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Frame(bits="", first=0.0, last=0.0, interval=None),
+    lambda: Frame(bits="012", first=0.0, last=0.0, interval=None),
+    lambda: Frame(bits="01", first=1.0, last=0.5, interval=None),
+    lambda: Glitch(line=2, time=0.0, reason="short_pulse"),
+    lambda: Discarded(bits="1", first=0.0, last=0.0, reason="tired"),
+])
+def test_events_are_validated_when_built(make):
+    with pytest.raises(ValueError):
+        make()
