@@ -322,3 +322,33 @@ def test_parity_cycle_rejected():
 def test_library_lengths():
     assert {26, 34, 35, 37, 48} <= FormatLibrary().lengths()
     assert len(BUILTIN) >= 17
+
+
+@st.composite
+def custom_formats(draw):
+    n = draw(st.integers(6, 80))
+    start = draw(st.sampled_from(["None", "Even", "Odd", "Fix0", "Fix1"]))
+    stop = draw(st.sampled_from(["None", "Even", "Odd", "Fix0", "Fix1"]))
+    first = 1 if start != "None" else 0
+    last = n - 2 if stop != "None" else n - 1
+    data = last - first + 1
+    fc_size = draw(st.integers(0, min(16, data - 1)))
+    cn_size = draw(st.integers(1, min(48, data - fc_size)))
+    fc_pos = first
+    cn_pos = draw(st.integers(first + fc_size, last - cn_size + 1))
+    return custom_format(name="Cx", bit_length=n, fc_position=fc_pos, fc_size=fc_size, cn_position=cn_pos,
+                         cn_size=cn_size, start_parity=start, stop_parity=stop)
+
+
+@settings(max_examples=80, deadline=None)
+@given(fmt=custom_formats(), data=st.data())
+def test_custom_formats_round_trip_and_catch_flips(fmt, data):
+    values = {f.name: data.draw(st.integers(0, f.maximum)) for f in fmt.fields}
+    bits = fmt.encode(**values)
+    m = fmt.read(bits)
+    assert all(getattr(m, k) == v for k, v in values.items())
+    assert m.parity_ok is (True if fmt.has_parity else None)
+    for p in fmt.parity:
+        for i in (p.position, *p.covers[:3]):
+            flipped = fmt.read(flip(bits, i))
+            assert flipped is None or flipped.parity_ok is False
