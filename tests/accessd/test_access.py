@@ -36,9 +36,11 @@ class Reader:
 
 
 class Door:
-    """Records grants; reads the use count from another connection at the instant of the grant."""
+    """Wraps the real door component: records each grant with the use count read from
+    another connection at that instant, then passes the grant on to the relay."""
 
-    def __init__(self, db_path) -> None:
+    def __init__(self, real, db_path) -> None:
+        self.real = real
         self.db_path = db_path
         self.grants: list[dict] = []
 
@@ -49,6 +51,8 @@ class Door:
                 row = db.execute("SELECT uses FROM holders WHERE id = ?", (holder["id"],)).fetchone()
                 uses = row[0] if row else None
         self.grants.append({"seconds": seconds, "holder": holder, "reader": reader, "uses_on_disk": uses})
+        if self.real is not None:
+            self.real.grant(seconds=seconds, holder=holder, reader=reader)
 
 
 def config(tmp_path, access: str = "", daemon: str = ""):
@@ -82,7 +86,7 @@ def run(tmp_path, body, access: str = ""):
             await asyncio.sleep(0.01)
         d.readers["r1"] = Reader()
         d.readers["r2"] = Reader()
-        d.door = Door(d.state_dir / "entrylist.db")
+        d.door = Door(d.door, d.state_dir / "entrylist.db")
         try:
             return await body(d, events)
         finally:
@@ -120,6 +124,10 @@ def test_granted_card_takes_the_use_before_the_door_acts(tmp_path):
         ]
         assert d.readers["r1"].feedback_calls == [True]
         assert d.readers["r2"].feedback_calls == []
+        # the real door component unlocked the (mock) relay for the holder's 12 s
+        assert d.door.real.relay.unlocked
+        unlocked = of(events, "door.unlocked")
+        assert unlocked and events.index(unlocked[0]) > events.index(granted)
         await present(d, CARD)
         await present(d, CARD)
         denied = await present(d, CARD)
