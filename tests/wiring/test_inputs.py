@@ -316,3 +316,34 @@ def test_resync_accepts_present_level_at_once(factory, clock):
     assert inp.next_deadline() is not None and inp.state == "inactive"
     inp.resync(clock.t)
     assert inp.state == "active" and inp.next_deadline() is None and inp.debounce == 0.05
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["inactive", "active", "cut"]), st.floats(0.0, 0.2)), max_size=30),
+       st.sampled_from([0.0, 0.05, 0.1]))
+def test_debounce_accepts_only_runs_that_held(samples, seconds):
+    """Every accepted change is a raw run that held for `seconds`; the last long run wins."""
+    d = Debounce("inactive", seconds=seconds)
+    t = 0.0
+    runs: list[tuple[float, str]] = [(-1.0, "inactive")]  # (start, value) of the raw signal
+    accepted: list[tuple[float, str]] = []
+    for value, dt in samples:
+        t += dt
+        if d.tick(t):
+            accepted.append((d.since, d.value))
+        if value != runs[-1][1]:
+            runs.append((t, value))
+        if d.sample(value, t):
+            accepted.append((d.since, d.value))
+    end = t + seconds
+    if d.tick(end):
+        accepted.append((d.since, d.value))
+    for since, value in accepted:
+        i = max(i for i, run in enumerate(runs) if run == (since, value))  # a raw run began then
+        run_end = runs[i + 1][0] if i + 1 < len(runs) else end
+        assert run_end - since >= seconds - 1e-9
+    assert d.value == runs[-1][1]  # the final level held to the end
