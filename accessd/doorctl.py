@@ -190,7 +190,12 @@ class DoorController:
     # -- the hooks of the contract (loop thread) -------------------------------------------
 
     def grant(self, *, seconds: float | None = None, holder: dict | None = None, reader: str | None = None) -> dict:
-        self._handle(Grant(seconds=seconds, holder=holder, reader=reader))
+        try:
+            event = Grant(seconds=seconds, holder=holder, reader=reader)
+        except ValueError:  # a holder's broken access time must not cost the grant
+            log.warning("door: grant with invalid seconds %r: using access_time", seconds)
+            event = Grant(seconds=None, holder=holder, reader=reader)
+        self._handle(event)
         return self.door_status()
 
     def unlock(self, seconds: float | None = None) -> dict:

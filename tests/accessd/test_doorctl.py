@@ -617,6 +617,9 @@ def test_holder_extended_time_and_setup_failure_after_inputs(make, loop, monkeyp
     d, ctl = make(clock=clock)
     ctl.grant(seconds=30.0, holder={"id": 7}, reader="r")
     assert ctl.door.next_deadline() == clock.t + 30
+    ctl.lock()
+    ctl.grant(seconds=-4, holder={"id": 7}, reader="r")  # broken: the door's access_time instead
+    assert ctl.door.next_deadline() == clock.t + 5 and pin(d, 22).state is True
     # a failure after the inputs exist still leaves the relay locked and everything released
     import tomllib
 
