@@ -253,6 +253,26 @@ class Config:
 
     def check(self, path: str) -> None:
         _check_pins(self)
+        _check_wiegand_names(self)
+
+
+def _check_wiegand_names(cfg: Config) -> None:
+    """reader.wiegand's format, preference and convert_to name built-in or [[formats]] formats."""
+    from protocols.wiegand.errors import FormatDefinitionError, UnknownFormat
+    from protocols.wiegand.formats import LIBRARY, custom_format
+
+    try:
+        lib = LIBRARY.with_formats(custom_format(**{f.name: getattr(c, f.name) for f in fields(c)}) for c in cfg.formats)
+    except FormatDefinitionError as exc:
+        raise ConfigError("formats", str(exc)) from None
+    w = cfg.reader.wiegand
+    for key, names in (("format", [] if w.format.lower() == "auto" else [w.format]), ("preference", w.preference),
+                       ("convert_to", [w.convert_to] if w.convert_to else [])):
+        for name in names:
+            try:
+                lib.canonical(name)
+            except UnknownFormat as exc:
+                raise ConfigError(f"reader.wiegand.{key}", str(exc)) from None
 
 
 def _check_pins(cfg: Config) -> None:

@@ -163,14 +163,6 @@ def test_create_is_none_unless_wiegand_but_sets_formats():
     assert daemon.formats.get("site40").bit_length == 40
 
 
-def test_config_names_are_checked():
-    for key, value in (("format", "H99999"), ("convert_to", "Nope"), ("preference", ["H10301", "X"])):
-        daemon = FakeDaemon({"reader": {"protocol": "wiegand", "wiegand": {key: value}}})
-        with pytest.raises(ConfigError) as err:
-            create(daemon)
-        assert str(err.value).startswith(f"reader.wiegand.{key}:")
-
-
 def test_four_bit_keys_pin_and_timeout():
     toml = {"reader": {"protocol": "wiegand", "wiegand": {**PINS, "keypress_format": "FourBit",
                                                           "pin_length": 4, "pin_timeout": 3}}}
@@ -268,3 +260,25 @@ def test_simulate_refused_unless_mock():
         assert err.value.kind == "invalid" and "mock GPIO" in str(err.value)
 
     run_component(WIEGAND, body, mock=False)
+
+
+@pytest.mark.parametrize("toml, message", [
+    ({"reader": {"wiegand": {"format": "H99"}}}, "reader.wiegand.format: unknown Wiegand format 'H99'"),
+    ({"reader": {"wiegand": {"convert_to": "Site"}}}, "reader.wiegand.convert_to: unknown Wiegand format 'Site'"),
+    ({"formats": [{"name": "Wiegand26", "bit_length": 30, "cn_size": 16}]}, "the name 'Wiegand26' is already taken"),
+    ({"formats": [{"name": "X", "bit_length": 26, "cn_size": 30}]}, "formats[0]: format X: card_number at bit 1"),
+    ({"reader": {"wiegand": {"d0": 5, "d1": 5}}}, "GPIO 5 is already"),
+    ({"reader": {"wiegand": {"pin_timeout": 2}}}, "reader.wiegand.pin_timeout: expected a number of seconds 3–50"),
+    ({"reader": {"wiegand": {"keypress_format": "Morse"}}}, "reader.wiegand.keypress_format: expected one of"),
+])
+def test_config_is_checked_at_load(toml, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(toml)
+    assert message in str(err.value)
+
+
+def test_custom_format_in_preference_is_accepted():
+    cfg = parse_config({"formats": [{"name": "Site30", "bit_length": 30, "fc_position": 1, "fc_size": 12,
+                                     "cn_position": 13, "cn_size": 16, "start_parity": "Even", "stop_parity": "Odd"}],
+                        "reader": {"protocol": "wiegand", "wiegand": {"preference": ["Site30", "H10301"]}}})
+    assert cfg.reader.wiegand.preference == ["Site30", "H10301"]
