@@ -144,6 +144,14 @@ class WiegandConfig:
         for key in self.key_map:
             if key not in "0123456789*#" or len(key) != 1:
                 raise ConfigError(f"{path}.key_map.{key}", "expected a key 0-9, * or #")
+        from protocols.wiegand.keypress import KeypressFormat
+
+        if self.keypress_format != "none":
+            try:
+                KeypressFormat(name=self.keypress_format, key_map=self.key_map,
+                               facility_code=self.keypress_facility_code)
+            except ValueError as exc:
+                raise ConfigError(f"{path}.keypress_format", str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

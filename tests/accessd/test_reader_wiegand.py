@@ -270,6 +270,9 @@ def test_simulate_refused_unless_mock():
     ({"reader": {"wiegand": {"d0": 5, "d1": 5}}}, "GPIO 5 is already"),
     ({"reader": {"wiegand": {"pin_timeout": 2}}}, "reader.wiegand.pin_timeout: expected a number of seconds 3–50"),
     ({"reader": {"wiegand": {"keypress_format": "Morse"}}}, "reader.wiegand.keypress_format: expected one of"),
+    ({"reader": {"wiegand": {"keypress_format": "Wiegand26", "keypress_facility_code": 300}}},
+     "reader.wiegand.keypress_format: keypress facility code 300 is out of range for Wiegand26 (0–255)"),
+    ({"reader": {"wiegand": {"key_map": {"*": 1}}}}, "keys '1' and '*' both send 0x1"),
 ])
 def test_config_is_checked_at_load(toml, message):
     with pytest.raises(ConfigError) as err:
