@@ -81,6 +81,14 @@ def create(daemon):
     return WiegandComponent(daemon, daemon.formats)
 
 
+def _decision(decided) -> dict:
+    """What ``access.present`` decided, for simulate's answer (nothing while it waits, e.g. for a PIN)."""
+    granted = getattr(decided, "granted", None)
+    if granted is None:
+        return {}
+    return {"decision": "granted" if granted else "denied", "reason": getattr(decided, "reason", None)}
+
+
 class WiegandComponent:
     """One Wiegand reader (``daemon.readers[reader.id]``)."""
 
@@ -255,8 +263,8 @@ class WiegandComponent:
             else:
                 self.counts["keys"] += 1
                 self.last_frame["keys"] = "".join("•" if k.isdigit() else k for k in keys)
-                self._pin_events(self.pins.feed(keys, frame.last))
-                return {"bits": bits, "result": "keys", "keys": len(keys)}
+                decided = self._pin_events(self.pins.feed(keys, frame.last))
+                return {"bits": bits, "result": "keys", "keys": len(keys), **decided}
         return self._card(bits)
 
     def _card(self, bits: str) -> dict:
@@ -291,19 +299,21 @@ class WiegandComponent:
             return {"bits": bits, "result": "invalid", "detail": d.reason, **extra}
         self.counts["cards"] += 1
         self.last_frame.update(format=cred.format, facility_code=cred.facility_code, card_number=cred.card_number)
-        self.daemon.access.present(cred, self.id)
-        return {"bits": bits, "result": "card", "credential": cred.to_json()}
+        decided = self.daemon.access.present(cred, self.id)
+        return {"bits": bits, "result": "card", "credential": cred.to_json(), **_decision(decided)}
 
     def _invalid(self, bits: str, detail: str, **extra) -> None:
         self.counts["invalid"] += 1
         self.daemon.access.deny("invalid_format", self.id, bits=bits, bit_length=len(bits), detail=detail, **extra)
 
-    def _pin_events(self, events) -> None:
+    def _pin_events(self, events) -> dict:
+        out: dict = {}
         for event in events:
             if isinstance(event, PinEntered):
-                self.daemon.access.present(Credential(kind="pin", pin=event.pin), self.id)
+                out = _decision(self.daemon.access.present(Credential(kind="pin", pin=event.pin), self.id))
             elif isinstance(event, PinTimeout):
                 self.daemon.access.deny("pin_timeout", self.id, digits=event.digits)
+        return out
 
     # ------------------------------------------------------------ simulation (mock GPIO only)
     def _require_mock(self, name: str) -> None:

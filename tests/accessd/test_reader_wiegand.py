@@ -46,6 +46,7 @@ def test_simulate_card_end_to_end(wiegand_daemon):
     out = d.cli("simulate", "card", "--hex", hexv, "--bit-length", "26", "--json", check=0)
     result = json.loads(out.stdout)
     assert result["bits"] == H26 and result["result"] == "card"
+    assert (result["decision"], result["reason"]) == ("denied", "unknown_credential")
     assert result["credential"]["format"] == "H10301" and result["credential"]["card_number"] == 3456
     evs = wait_events(d, lambda e: any(x["type"] == "access.denied" for x in e))
     read = next(e for e in evs if e["type"] == "credential.read")
@@ -58,7 +59,8 @@ def test_simulate_card_end_to_end(wiegand_daemon):
     # enrol the card; the same presentation is now granted and unlocks the door
     d.cli("holders", "add", "--first-name", "Ada", "--format", "H10301", "--fc", "12", "--cn", "3456", check=0)
     last = events_of(d)[-1]["seq"]
-    d.cli("simulate", "card", "--hex", hexv, "--bit-length", "26", check=0)
+    out = d.cli("simulate", "card", "--hex", hexv, "--bit-length", "26", "--json", check=0)
+    assert json.loads(out.stdout)["decision"] == "granted"
     evs = wait_events(d, lambda e: any(x["type"] == "access.granted" and x["seq"] > last for x in e))
     granted = next(e for e in evs if e["type"] == "access.granted" and e["seq"] > last)
     assert granted["holder"]["first_name"] == "Ada" and granted["credential"]["card_number"] == 3456
