@@ -368,6 +368,11 @@ def test_invariants(steps, relock_on_open, rex_unlocks):
             if isinstance(a, SetRelay):
                 assert a.unlocked != relay_on
                 relay_on = a.unlocked
+            elif a.type == "door.forced_open" and a.fields["state"] == "alarm":
+                assert ev == Contact(open=True)  # only an opening can be forced …
+                assert not door.unlocked  # … of a locked door
+            elif a.type == "door.held_open" and a.fields["state"] == "alarm":
+                assert a.fields["open_for"] >= 15 - 1e-9
         assert relay_on == door.unlocked
         if door.unlocked:
             assert door.unlock_until > now
