@@ -392,5 +392,7 @@ class WiegandComponent:
         except (KeypressError, InvalidKey) as exc:
             raise CommandError("invalid", f"simulate.keys: {exc}") from None
         outcomes = await self._send(frames, self._interval("simulate.keys", params))
+        decided = next(({"decision": o["decision"], "reason": o["reason"]} for o in reversed(outcomes)
+                        if "decision" in o), {})
         return {"format": self.keypress.name, "frames": len(frames),
-                "results": [o.get("result") for o in outcomes]}
+                "results": [o.get("result") for o in outcomes], **decided}

@@ -86,7 +86,8 @@ def test_bad_parity_and_swapped_lines_are_invalid_format(wiegand_daemon):
 def test_simulate_keys_presents_a_pin(wiegand_daemon):
     d = wiegand_daemon
     out = d.cli("simulate", "keys", "4711#", "--json", check=0)
-    assert json.loads(out.stdout)["results"] == ["keys"] * 5
+    answer = json.loads(out.stdout)
+    assert answer["results"] == ["keys"] * 5 and answer["decision"] == "denied"
     evs = wait_events(d, lambda e: any(x["type"] == "access.denied" for x in e))
     read = next(e for e in evs if e["type"] == "credential.read")
     assert read["credential"] == {"kind": "pin"}  # the digits never leave the daemon
