@@ -123,6 +123,7 @@ class Access:
         self.pending: dict[str, _Pending] = {}
         self.imports: dict[str, _Import] = {}
         self.counts = {"granted": 0, "denied": 0}
+        self._failing = {r for (r,) in self.store.conn.execute("SELECT DISTINCT reader FROM reader_failures")}
         try:
             from protocols.wiegand.formats import LIBRARY
 
@@ -277,13 +278,13 @@ class Access:
         if answer is not None and answer.granted:
             self.counts["granted"] += 1
             holder = answer.holder
-            self.store.clear_failures(reader)
             self.daemon.publish(
                 "access.granted", credential=credential.to_json(), holder=holder, reader=reader, reason=None,
                 remaining_uses=None, upstream=self.upstream.name,
             )
             self._door_grant(None, holder, reader)
             self._feedback(reader, True)
+            self._clear_failures(reader)
             return Decision(granted=True, reason=None)
         return self._act(deny_decision("unknown_credential"), credential, reader, now, upstream=self.upstream.name)
 
@@ -301,18 +302,19 @@ class Access:
         fields = dict(credential=credential.to_json(), holder=brief, reader=reader)
         if decision.granted:
             self.counts["granted"] += 1
-            self.store.clear_failures(reader)
             self.daemon.publish(
                 "access.granted", reason=None, remaining_uses=decision.remaining_uses, **fields, **extra
             )
             self._door_grant(holder.access_time, brief, reader)
             self._feedback(reader, True)
+            self._clear_failures(reader)
             return decision
         self.counts["denied"] += 1
         self.daemon.publish(
             "access.denied", reason=decision.reason, remaining_uses=decision.remaining_uses, **fields, **extra
         )
         if decision.reason in COUNTED and self.cfg.lockout_attempts:
+            self._failing.add(reader)
             count, until = self.store.record_failure(
                 reader,
                 now,
@@ -326,6 +328,12 @@ class Access:
                 )
         self._feedback(reader, False)
         return decision
+
+    def _clear_failures(self, reader: str) -> None:
+        """A grant resets the reader's failure count (a write only when there is one)."""
+        if reader in self._failing:
+            self._failing.discard(reader)
+            self.store.clear_failures(reader)
 
     def _door_grant(self, seconds: float | None, holder: dict | None, reader: str) -> None:
         door = self.daemon.door

@@ -431,3 +431,27 @@ def test_export_pages_and_list_search(daemon):
     assert [r["first_name"] for r in rest["rows"]] == ["P5", "P6"] and not rest["more"]
     assert [h["first_name"] for h in daemon.result("holders.list", search="P3")["holders"]] == ["P3"]
     assert daemon.result("status")["counts"]["holders"] == 7
+
+
+def test_a_grant_resets_the_failure_count_also_after_a_restart(tmp_path):
+    access = "lockout_attempts = 3\nlockout_window = 600"
+
+    async def first(d, events):
+        d.access.store.add(first_name="Ann", card="0318601", bit_length=26)
+        for pin in ("1111", "2222"):
+            await present(d, Credential(kind="pin", pin=pin))
+
+    run(tmp_path, first, access)
+
+    async def second(d, events):
+        assert (await present(d, CARD)).granted  # the 2 failures from before the restart are cleared
+        for pin in ("1111", "2222"):
+            await present(d, Credential(kind="pin", pin=pin))
+        assert not of(events, "alarm.lockout")
+        assert (await present(d, CARD)).granted
+        await present(d, Credential(kind="pin", pin="3333"))
+        await present(d, Credential(kind="pin", pin="4444"))
+        await present(d, Credential(kind="pin", pin="5555"))
+        assert len(of(events, "alarm.lockout")) == 1
+
+    run(tmp_path, second, access)
