@@ -262,7 +262,10 @@ class DoorController:
     def _fail_safe(self, exc: BaseException, event: object) -> None:
         """Whatever went wrong, the relay goes to normal and the door restarts locked."""
         log.exception("door: %r failed; relay to normal", event)
-        self.relay.to_normal()
+        try:
+            self.relay.to_normal()
+        except Exception:  # noqa: BLE001 - the line itself failed: say so loudly, keep serving
+            log.critical("door: the relay on GPIO%s cannot be driven to normal", self.cfg.relay_pin, exc_info=True)
         self._watch_deadline = None
         self.door = self._fresh_door(self._now())
         try:

@@ -630,3 +630,16 @@ def test_holder_extended_time_and_setup_failure_after_inputs(make, loop, monkeyp
     assert pin(d2, 22).pull == "down" and True not in pin(d2, 22).levels
     assert pin(d2, 23).function == "input"
     d2.pin_factory.close()
+
+
+def test_relay_write_failure_is_contained(make, monkeypatch, caplog):
+    clock = Clock()
+    d, ctl = make(clock=clock)
+
+    def dead_line(unlocked):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(ctl.relay, "set_unlocked", dead_line)
+    ctl.grant(seconds=None, holder=None, reader="r")  # does not raise into the access path
+    assert d.events[-1][0] == "door.locked" and "Input/output error" in d.events[-1][1]["error"]
+    assert pin(d, 22).state is False and not ctl.door.unlocked
