@@ -128,6 +128,7 @@ class WiegandComponent:
         self.lights: ReaderFeedback | None = None
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._seen = 0  # edges taken by the loop (the device counts those it handed over)
+        self._defers = 0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._waiters: list[asyncio.Future] = []
         self._send_lock = asyncio.Lock()
@@ -215,10 +216,12 @@ class WiegandComponent:
 
     def _tick(self) -> None:
         self._timer = None
-        if self.device is not None and self.device.edges > self._seen:
+        if self.device is not None and self.device.edges > self._seen and self._defers < 100:
             # Edges stamped before the deadline are still queued behind this timer: take them first.
+            self._defers += 1
             self._timer = self.daemon.loop.call_soon(self._tick)
             return
+        self._defers = 0
         now = self.daemon.clock()
         self._handle(self.decoder.tick(now))
         self._pin_events(self.pins.tick(now))
@@ -262,7 +265,9 @@ class WiegandComponent:
                     return {"bits": bits, "result": "invalid", "detail": str(exc)}
             else:
                 self.counts["keys"] += 1
-                self.last_frame["keys"] = "".join("•" if k.isdigit() else k for k in keys)
+                # a key frame's bits are the key: status shows neither
+                self.last_frame = {"bit_length": frame.count, "keys": "".join("•" if k.isdigit() else k for k in keys),
+                                   "interval_ms": self.last_frame["interval_ms"], "glitches": frame.glitches}
                 decided = self._pin_events(self.pins.feed(keys, frame.last))
                 return {"bits": bits, "result": "keys", "keys": len(keys), **decided}
         return self._card(bits)

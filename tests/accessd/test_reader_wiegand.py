@@ -92,6 +92,8 @@ def test_simulate_keys_presents_a_pin(wiegand_daemon):
     read = next(e for e in evs if e["type"] == "credential.read")
     assert read["credential"] == {"kind": "pin"}  # the digits never leave the daemon
     assert "4711" not in json.dumps(evs)
+    last = d.result("status")["readers"]["front"]["last_frame"]
+    assert last["keys"] == "••••#" and "bits" not in last and "hex" not in last
 
 
 def test_simulate_refused_without_mock_pins_and_bad_params(wiegand_daemon):
