@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from accessd.decision import decide  # noqa: E402
-from accessd.entrylist import EntryList, format_hex  # noqa: E402
+from accessd.entrylist import EntryList  # noqa: E402
 from protocols.credential import Credential  # noqa: E402
 
 MULT = 2654435761  # odd: i -> i * MULT mod 2**32 is a bijection, so cards are unique
@@ -197,13 +197,15 @@ def relay_latency(directory: Path, n: int, samples: int, rng: random.Random) -> 
 
         relay.set_unlocked = set_unlocked
         try:
-            for label, pick in (
-                ("unlimited holder", lambda: rng.randrange(n) | 1),  # odd: no use count
-                ("holder with uses (fsync'd commit)", lambda: rng.randrange(n // 10) * 10),
+            for label, pick, count, pause in (
+                ("unlimited holder, back to back", lambda: rng.randrange(n) | 1, samples, 0),  # odd: no use count
+                ("unlimited holder, one every 10 ms", lambda: rng.randrange(n) | 1, 500, 0.01),
+                ("holder with uses (fsync'd commit)", lambda: rng.randrange(n // 10) * 10, max(200, samples // 20), 0),
             ):
                 times = []
-                count = samples if "unlimited" in label else max(200, samples // 20)
                 for _ in range(count):
+                    if pause:
+                        await asyncio.sleep(pause)
                     i = pick()
                     cred = Credential(kind="card", bits=format(int(card_of(i), 16), "032b"))
                     stamp.clear()
