@@ -134,7 +134,15 @@ def _kp_decode(args) -> int:
     kp = _keypress_format(args, "decode")
     frames = []
     errors = []
+    width = (kp.bit_length + 3) // 4
+    values = []
     for h in args.hexbytes:
+        text = h.removeprefix("0x").removeprefix("0X")
+        if len(text) > width and len(text) % width == 0:  # "E1D2C3B4": one value per frame
+            values += [text[i:i + width] for i in range(0, len(text), width)]
+        else:
+            values.append(h)
+    for h in values:
         try:
             frames.append(kp.frame_from_hex(h))
         except WiegandError as exc:

@@ -109,3 +109,10 @@ def test_keypress_buffered_pin_and_errors(capsys):
     assert code == 1 and data["keys"] == "1" and "not the inverse" in data["errors"][0]
     code, _, err = run(capsys, "keypress", "encode", "--format", "FourBit", "--key-map", "*=Z", "1")
     assert code == 2 and "--key-map" in err
+
+
+def test_keypress_decode_accepts_run_together_hex(capsys):
+    code, out, _ = run(capsys, "keypress", "decode", "--format", "EightBitInvertPadded", "E1D2C3B4", "--json")
+    assert code == 0 and json.loads(out)["keys"] == "1234"
+    code, out, _ = run(capsys, "keypress", "decode", "--format", "FourBit", "0x123B", "--json")
+    assert code == 0 and json.loads(out)["keys"] == "123#"
