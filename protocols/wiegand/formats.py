@@ -40,6 +40,7 @@ FIELD_NAMES = ("facility_code", "card_number", "issue_level", "oem")
 PARITY_KINDS = ("even", "odd", "fix0", "fix1")
 MAX_BITS = 256
 _TO_BYTES = bytes.maketrans(b"01", b"\x00\x01")
+_FROM_BYTES = bytes.maketrans(b"\x00\x01", b"01")
 
 
 def check_bits(bits: str) -> str:
@@ -175,6 +176,7 @@ class CardFormat:
     _layout: object = field(default=None, init=False, repr=False, compare=False)
     _order: tuple[Parity, ...] = field(default=(), init=False, repr=False, compare=False)
     _masks: tuple[tuple[int, int, str], ...] = field(default=(), init=False, repr=False, compare=False)
+    _blank: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = self.bit_length
@@ -249,7 +251,9 @@ class CardFormat:
                 while end < self.bit_length and end not in owner:
                     end += 1
                 segments.append(f"_gap{p}" / cs.BitsInteger(end - p))
+                self._blank[f"_gap{p}"] = 0
                 p = end
+        self._blank.update({f"_p{q}": 0 for q in parity_at})
         layout = cs.Struct(*segments)
         try:
             return layout.compile()
@@ -340,12 +344,9 @@ class CardFormat:
             if f.bcd:
                 value = int(str(value).rjust(f.length // 4, "0"), 16)
             container[f.name] = value
-        owner_free = {k: 0 for k in self._layout_gap_names()}
-        container.update(owner_free)
-        for p in self.parity:
-            container[f"_p{p.position}"] = 0
+        container.update(self._blank)  # unused bits and parity bits: 0 until computed below
         wire = self._layout.build(container)
-        value = int(wire.translate(bytes.maketrans(b"\x00\x01", b"01")).decode(), 2)
+        value = int(wire.translate(_FROM_BYTES), 2)
         n = self.bit_length
         for shift, mask, kind in self._masks:
             if kind == "fix1":
@@ -357,22 +358,6 @@ class CardFormat:
                 bit = ones if kind == "even" else 1 - ones
             value |= bit << shift
         return format(value, f"0{n}b")
-
-    def _layout_gap_names(self) -> list[str]:
-        covered = set()
-        for f in self.fields:
-            covered.update(range(f.start, f.start + f.length))
-        covered.update(p.position for p in self.parity)
-        names = []
-        p = 0
-        while p < self.bit_length:
-            if p not in covered:
-                names.append(f"_gap{p}")
-                while p < self.bit_length and p not in covered:
-                    p += 1
-            else:
-                p += 1
-        return names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
