@@ -47,10 +47,10 @@ from .entrylist import (
     EntryListError,
     ImportFailed,
     InvalidField,
-    fields_from_json,
-    fields_to_json,
+    open_staging,
     parse_csv,
     parse_header,
+    stage_rows,
 )
 from .errors import CommandError
 
@@ -584,10 +584,7 @@ class _Import:
 
     def __init__(self, state_dir: Path, session: str) -> None:
         self.path = Path(state_dir) / f"import-{session}.tmp"
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE IF NOT EXISTS rows (line INTEGER PRIMARY KEY, data TEXT)")
+        self.db = open_staging(self.path)
         os.chmod(self.path, 0o600)
         self.header: list[str] | None = None
         self.used = time.monotonic()
@@ -615,20 +612,16 @@ class _Import:
         for line, fields in parse_csv(lines, self.errors, header=self.header, first_line=first_line, hash_pin=hash_pin):
             self.rows += 1
             if fields is not None:
-                staged.append((line, fields_to_json(fields)))
-        self.db.execute("BEGIN")
-        self.db.executemany("INSERT INTO rows (line, data) VALUES (?, ?)", staged)
-        self.db.execute("COMMIT")
+                staged.append((line, fields))
+        stage_rows(self.db, staged)
 
     def commit(self, state_dir: Path):
         # rows with errors were not staged; the others are still inserted so that duplicates
         # are reported too, then everything rolls back when there is any error
+        self.db.close()
         store = EntryList(state_dir)
         try:
-            rows = ((line, fields_from_json(data)) for line, data in self.db.execute("SELECT line, data FROM rows ORDER BY line"))
-            report = store.import_rows(rows, list(self.errors))
-            report.rows = self.rows
-            return report
+            return store.import_staged(self.path, list(self.errors), self.rows)
         finally:
             store.close()
 

@@ -826,25 +826,89 @@ class EntryList:
         """
         report = ImportReport()
         errors = [] if errors is None else errors
-        with self._transaction() as conn:
-            next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM holders").fetchone()[0]
-            batch: list[tuple[int, dict, int]] = []
-            for line, fields in rows:
-                report.rows += 1
-                if progress is not None and report.rows % 10000 == 0:
-                    progress(report.rows)
-                if fields is None or len(errors) >= MAX_ERRORS:
-                    continue
-                batch.append((line, fields, next_id))
-                next_id += 1
-                if len(batch) >= IMPORT_BATCH:
-                    report.added += self._insert_batch(batch, errors)
-                    batch = []
-            report.added += self._insert_batch(batch, errors)
-            if errors:
-                errors.sort(key=lambda e: getattr(e, "line", None) or 0)
-                raise ImportFailed(errors, report.rows)
+        with self._transaction():
+            self._import_in_transaction(rows, errors, report, progress)
         return report
+
+    def _import_in_transaction(self, rows, errors: list, report: ImportReport, progress=None) -> None:
+        next_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM holders").fetchone()[0]
+        batch: list[tuple[int, dict, int]] = []
+        for line, fields in rows:
+            report.rows += 1
+            if progress is not None and report.rows % 10000 == 0:
+                progress(report.rows)
+            if fields is None or len(errors) >= MAX_ERRORS:
+                continue
+            batch.append((line, fields, next_id))
+            next_id += 1
+            if len(batch) >= IMPORT_BATCH:
+                report.added += self._insert_batch(batch, errors)
+                batch = []
+        report.added += self._insert_batch(batch, errors)
+        if errors:
+            errors.sort(key=lambda e: getattr(e, "line", None) or 0)
+            raise ImportFailed(errors, report.rows)
+
+    def import_staged(self, path: Path | str, errors: list, rows: int) -> ImportReport:
+        """Commit rows staged by ``stage_rows`` in ``path``: one transaction, all or nothing.
+
+        Without earlier errors it first tries set-based ``INSERT … SELECT`` (credentials
+        in index order, which keeps a million-row import fast); if a constraint fails,
+        that is undone and the rows go in one by one so that each error names its line
+        and field.  Any error rolls everything back (``ImportFailed``).
+        """
+        conn = self.conn
+        report = ImportReport(rows=rows)
+        conn.execute("ATTACH DATABASE ? AS staging", (str(path),))
+        try:
+            with self._transaction():
+                if not errors:
+                    base = conn.execute("SELECT coalesce(max(id), 0) FROM holders").fetchone()[0]
+                    conn.execute("SAVEPOINT bulk")
+                    try:
+                        report.added = self._bulk_insert(base)
+                        conn.execute("RELEASE bulk")
+                        return report
+                    except sqlite3.IntegrityError:
+                        conn.execute("ROLLBACK TO bulk")
+                        conn.execute("RELEASE bulk")
+                staged = (
+                    _staged_fields(r)
+                    for r in conn.execute("SELECT " + ", ".join(STAGING_COLUMNS) + " FROM staging.staged ORDER BY rowid")
+                )
+                report.rows = 0
+                self._import_in_transaction(staged, errors, report)
+                report.rows = rows
+                return report
+        finally:
+            conn.execute("DETACH DATABASE staging")
+
+    def _bulk_insert(self, base: int) -> int:
+        execute = self.conn.execute
+        cur = execute(
+            "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
+            " access_time, conditions) SELECT ? + rowid, first_name, last_name, notes, suspended, valid_from,"
+            " valid_to, uses, access_time, conditions FROM staging.staged ORDER BY rowid",
+            (base,),
+        )
+        added = cur.rowcount
+        execute(
+            "INSERT INTO credentials (holder_id, kind, card_hex, bit_length, format, facility_code, card_number)"
+            " SELECT ? + rowid, 'card', card_hex, bit_length, format, facility_code, card_number FROM staging.staged"
+            " WHERE card_hex IS NOT NULL OR card_number IS NOT NULL ORDER BY bit_length, card_hex",
+            (base,),
+        )
+        execute(
+            "INSERT INTO credentials (holder_id, kind, pin_hash) SELECT ? + rowid, 'pin', pin_hash"
+            " FROM staging.staged WHERE pin_hash IS NOT NULL ORDER BY pin_hash",
+            (base,),
+        )
+        execute(
+            "INSERT INTO credentials (holder_id, kind, qr) SELECT ? + rowid, 'qr', qr FROM staging.staged"
+            " WHERE qr IS NOT NULL ORDER BY qr",
+            (base,),
+        )
+        return added
 
     def _insert_batch(self, batch: list[tuple[int, dict, int]], errors: list) -> int:
         """Insert rows with executemany; if a constraint fails, redo the batch row by row
@@ -1062,21 +1126,87 @@ def rows_to_csv(rows: list[dict], *, header: bool) -> str:
     return buf.getvalue()
 
 
-def fields_to_json(fields: dict) -> str:
-    """A validated row as JSON for an import's staging file (a PIN only as its hash)."""
-    out = dict(fields)
-    pin = out.get("pin")
-    if isinstance(pin, str):
-        raise ValueError("hash the PIN before staging a row")
+
+# ---------------------------------------------------------------- import staging
+
+STAGING_COLUMNS = (
+    "line",
+    "first_name",
+    "last_name",
+    "notes",
+    "suspended",
+    "valid_from",
+    "valid_to",
+    "uses",
+    "access_time",
+    "conditions",
+    "card_hex",
+    "bit_length",
+    "format",
+    "facility_code",
+    "card_number",
+    "pin_hash",
+    "qr",
+)
+STAGING_SCHEMA = "CREATE TABLE IF NOT EXISTS staged (" + ", ".join(STAGING_COLUMNS) + ")"
+
+
+def open_staging(path: Path | str) -> sqlite3.Connection:
+    """A scratch file for an import's validated rows (no journal: it is thrown away)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute(STAGING_SCHEMA)
+    return conn
+
+
+def stage_rows(conn: sqlite3.Connection, rows: Iterable[tuple[int, dict]]) -> None:
+    """Append validated rows (PINs already hashed) to a staging file."""
+    out = []
+    for line, f in rows:
+        pin = f.get("pin")
+        if isinstance(pin, str):
+            raise ValueError("hash the PIN before staging a row")
+        card = f.get("card") or (None, None, None, None, None)
+        out.append(
+            (
+                line,
+                f["first_name"],
+                f.get("last_name", ""),
+                f.get("notes", ""),
+                int(f.get("suspended", False)),
+                f.get("valid_from"),
+                f.get("valid_to"),
+                f.get("uses"),
+                f.get("access_time"),
+                f.get("conditions"),
+                *card,
+                pin,
+                f.get("qr"),
+            )
+        )
+    conn.execute("BEGIN")
+    conn.executemany(f"INSERT INTO staged VALUES ({', '.join('?' * len(STAGING_COLUMNS))})", out)
+    conn.execute("COMMIT")
+
+
+def _staged_fields(row: tuple) -> tuple[int, dict]:
+    (line, first, last, notes, suspended, vf, vt, uses, at, cond, card_hex, bits, fmt, fc, cn, pin, qr) = row
+    fields = {
+        "first_name": first,
+        "last_name": last,
+        "notes": notes,
+        "suspended": bool(suspended),
+        "valid_from": vf,
+        "valid_to": vt,
+        "uses": uses,
+        "access_time": at,
+        "conditions": cond,
+    }
+    if card_hex is not None or cn is not None:
+        fields["card"] = (card_hex, bits, fmt, fc, cn)
     if pin is not None:
-        out["pin"] = pin.hex()
-    return json.dumps(out, separators=(",", ":"))
-
-
-def fields_from_json(text: str) -> dict:
-    out = json.loads(text)
-    if out.get("pin") is not None:
-        out["pin"] = bytes.fromhex(out["pin"])
-    if out.get("card") is not None:
-        out["card"] = tuple(out["card"])
-    return out
+        fields["pin"] = pin
+    if qr is not None:
+        fields["qr"] = qr
+    return line, fields

@@ -424,3 +424,30 @@ def test_import_line_numbers_count_physical_lines(store):
     with pytest.raises(ImportFailed) as exc:
         store.import_csv(text.splitlines(keepends=True))
     assert [(e.line, e.field) for e in exc.value.errors] == [(5, "uses")]
+
+
+def test_staged_import_bulk_path_and_fallback_naming_errors(store, tmp_path):
+    from accessd.entrylist import open_staging, parse_csv, stage_rows
+
+    def staged(name, text):
+        errors = []
+        conn = open_staging(tmp_path / name)
+        rows = [(line, f) for line, f in parse_csv(text.splitlines(keepends=True), errors, hash_pin=store.pin_hash) if f]
+        stage_rows(conn, rows)
+        conn.close()
+        return tmp_path / name, errors, len(rows)
+
+    store.add(first_name="Existing", qr="Q1")
+    path, errors, n = staged("ok.db", "first_name,card,bit_length,pin,qr\nA,1,26,1111,QA\nB,,,,QB\nC,3,26,,\n")
+    report = store.import_staged(path, errors, n)
+    assert (report.added, report.rows) == (3, 3)
+    assert store.find_pin("1111").first_name == "A" and store.find_qr("QB").first_name == "B"
+    assert store.find_card(card_bits("3", 26)).first_name == "C"
+    assert store.get("C").id == store.get("B").id + 1
+    path, errors, n = staged("bad.db", "first_name,pin,qr\nD,2222,QD\nE,,Q1\nF,2222,\n")
+    with pytest.raises(ImportFailed) as exc:
+        store.import_staged(path, errors, n)
+    assert [(e.line, e.field) for e in exc.value.errors] == [(3, "qr"), (4, "pin")]
+    assert store.count() == 4 and store.find_pin("2222") is None
+    with pytest.raises(ValueError, match="hash the PIN"):
+        stage_rows(open_staging(tmp_path / "x.db"), [(2, {"first_name": "G", "pin": "1234"})])
