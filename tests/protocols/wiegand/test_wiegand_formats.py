@@ -44,6 +44,8 @@ def test_h10301_published_vector():
 @pytest.mark.parametrize("source, bits, fmt, fc, cn", [
     # r/AskElectronics "How do I convert 26 bit Wiegand to Dec?": hex 21A6616 is FC 13, CN 13067
     ("reddit AskElectronics", format(0x21A6616, "026b"), "H10301", 13, 13067),
+    # accessgrid.com "Examples of every access control bit format": FC 42, CN 69
+    ("accessgrid examples, H10301", "10010101000000000010001010", "H10301", 42, 69),
     # CIVINTEC CN56X0B-X reader manual 6.4.2: data D4 1B 81 → 1 11010100 00011011 10000001 0
     ("CIVINTEC CN56 manual, Wiegand26", "1" + "110101000001101110000001" + "0", "H10301", 0xD4, 0x1B81),
     # same manual 6.4.5: data 89 D4 1B 81 → 1 10001001 11010100 00011011 10000001 1
@@ -51,7 +53,7 @@ def test_h10301_published_vector():
     # Hikvision Wiegand camera manual: card 1234567890 = 0x499602D2 → 1 + 32 bits + 0
     ("Hikvision Wiegand manual, 34-bit", "1" + format(1234567890, "032b") + "0", "H10306", 0x4996, 0x02D2),
 ])
-def test_vectors_from_reader_manuals(source, bits, fmt, fc, cn):
+def test_vectors_from_reader_manuals(source, bits, fmt, fc, cn):  # noqa: ARG001 - source names the citation
     d = LIBRARY.decode(bits)
     assert (d.chosen.format, d.chosen.facility_code, d.chosen.card_number, d.chosen.parity_ok) == (fmt, fc, cn, True)
     assert LIBRARY.encode(fmt, facility_code=fc, card_number=cn) == bits
@@ -159,6 +161,12 @@ def test_alias_names_resolve():
 
 
 # --- decode policy -------------------------------------------------------------
+
+def test_indala26_published_vector():
+    # accessgrid.com "Examples of every access control bit format", Indala 26bit: site 42, card 69
+    m = LIBRARY.get("ind26").read("10000001010100000010001010")
+    assert (m.facility_code, m.card_number, m.parity_ok) == (42, 69, True)
+
 
 def test_auto_returns_every_fitting_format_and_prefers_h10301():
     bits = LIBRARY.encode("H10301", facility_code=12, card_number=3456)
