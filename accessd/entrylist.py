@@ -263,9 +263,10 @@ def normalize_holder(raw: dict, *, partial: bool = False) -> dict:
         name = sorted(set(raw) - _HOLDER_KEYS)[0]
         raise InvalidField(name, raw[name], f"one of the holder fields {sorted(_HOLDER_KEYS)}")
 
+    filled = {k for k, v in given.items() if v is not None and (v.__class__ is not str or v.strip())}
+
     def blank(key: str) -> bool:
-        v = given.get(key)
-        return v is None or (isinstance(v, str) and not v.strip())
+        return key not in filled
 
     if "first_name" in given or not partial:
         if blank("first_name"):
@@ -352,10 +353,10 @@ _HOLDER_KEYS = frozenset(
 def _normalize_card(given: dict) -> tuple | None:
     def val(k: str):
         v = given.get(k)
-        return None if v is None or (isinstance(v, str) and not v.strip()) else v
+        return None if v is None or (v.__class__ is str and not v.strip()) else v
 
-    hex_value, bits, fmt, fc, cn = (val(k) for k in ("card", "bit_length", "format", "facility_code", "card_number"))
-    if all(v is None for v in (hex_value, bits, fmt, fc, cn)):
+    hex_value, bits, fmt, fc, cn = val("card"), val("bit_length"), val("format"), val("facility_code"), val("card_number")
+    if hex_value is None and bits is None and fmt is None and fc is None and cn is None:
         return None
     card_hex = None
     bit_length = None
