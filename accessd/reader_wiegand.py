@@ -11,8 +11,12 @@ Path of a credential (loop thread unless noted)::
             → decoded  → optional conversion (convert_to) → daemon.access.present(card)
             → not      → daemon.access.deny("invalid_format", reader, bits=…, detail=…)
 
-One loop timer serves both the decoder's end of frame and the PIN timeout
-(``next_deadline()`` of each).  ``feedback(granted)`` lights the configured LED
+One loop timer serves the decoder's end of frame, the PIN timeout and the
+stuck-line check (``next_deadline()`` of each).  A data line held low for more
+than half a second (an unpowered reader, a shorted or cut cable pulled low) makes
+the reader ``not_connected`` with ``reader.disconnected`` (``reason`` names the
+line); it is ``connected`` again, with ``reader.connected``, once both lines are
+high.  ``feedback(granted)`` lights the configured LED
 colour and beeps, then returns to the idle colour after ``feedback_time``.
 
 On mock GPIO the component registers ``simulate.card``, ``simulate.wiegand`` and
@@ -58,6 +62,7 @@ log = logging.getLogger(__name__)
 SIM_INTERVAL = 0.002  # seconds between simulated bits (a typical reader)
 SIM_FRAME_GAP = 0.03  # seconds between simulated keypress frames
 MOCK_FLOOR = 0.03  # end-of-frame floor on mock GPIO (see WiegandComponent.__init__)
+STUCK_AFTER = 0.5  # seconds a data line may stay low before the reader counts as disconnected
 
 
 def build_library(config) -> FormatLibrary:
@@ -129,6 +134,8 @@ class WiegandComponent:
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._seen = 0  # edges taken by the loop (the device counts those it handed over)
         self._defers = 0
+        self._low_since: list[float | None] = [None, None]  # per line, while it is low
+        self.fault: str | None = None  # why the reader counts as disconnected
         self._idle_timer: asyncio.TimerHandle | None = None
         self._waiters: list[asyncio.Future] = []
         self._send_lock = asyncio.Lock()
@@ -151,6 +158,11 @@ class WiegandComponent:
                                          beeper_active_low=cfg.beeper_active_low, pin_factory=self.daemon.pin_factory)
             self.lights.show(cfg.led_idle)
         self.daemon.publish("reader.connected", reader=self.id, protocol="wiegand", d0=cfg.d0, d1=cfg.d1)
+        now = self.daemon.clock()
+        for line, level in enumerate(self.device.levels):
+            if not level:  # already low at start: stuck unless a pulse ends very soon
+                self._low_since[line] = now
+        self._arm()
 
     async def stop(self) -> None:
         for timer in (self._timer, self._idle_timer):
@@ -169,7 +181,9 @@ class WiegandComponent:
     # ------------------------------------------------------------ the reader contract
     def status(self) -> dict:
         return {
-            "state": "connected" if self.device is not None and not self.device.closed else "not_connected",
+            "state": "connected" if self.device is not None and not self.device.closed and self.fault is None
+            else "not_connected",
+            "fault": self.fault,
             "protocol": "wiegand",
             "d0": self.cfg.d0,
             "d1": self.cfg.d1,
@@ -201,14 +215,35 @@ class WiegandComponent:
     # ------------------------------------------------------------ edges, timers, frames
     def _edge(self, line: int, level: int, t: float) -> None:
         self._seen += 1
+        self._low_since[line] = t if level == 0 else None
+        if level and self.fault is not None and not any(x is not None for x in self._low_since):
+            self.fault = None
+            self.daemon.publish("reader.connected", reader=self.id, protocol="wiegand", d0=self.cfg.d0,
+                                d1=self.cfg.d1)
         self._handle(self.decoder.edge(line, level, t))
         self._arm()
+
+    def _stuck_deadline(self) -> float | None:
+        if self.fault is not None:
+            return None
+        lows = [t for t in self._low_since if t is not None]
+        return min(lows) + STUCK_AFTER if lows else None
+
+    def _check_stuck(self, now: float) -> None:
+        deadline = self._stuck_deadline()
+        if deadline is None or now < deadline:
+            return
+        lines = [f"D{i}" for i, t in enumerate(self._low_since) if t is not None and now - t >= STUCK_AFTER]
+        self.fault = f"{' and '.join(lines)} held low"
+        self.decoder.flush()  # whatever came before the fault is not a frame
+        self.daemon.publish("reader.disconnected", reader=self.id, protocol="wiegand", reason=self.fault)
 
     def _arm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        deadlines = [d for d in (self.decoder.next_deadline(), self.pins.next_deadline()) if d is not None]
+        deadlines = [d for d in (self.decoder.next_deadline(), self.pins.next_deadline(), self._stuck_deadline())
+                     if d is not None]
         if deadlines:
             loop = self.daemon.loop
             when = loop.time() + (min(deadlines) - self.daemon.clock())
@@ -223,6 +258,7 @@ class WiegandComponent:
             return
         self._defers = 0
         now = self.daemon.clock()
+        self._check_stuck(now)
         self._handle(self.decoder.tick(now))
         self._pin_events(self.pins.tick(now))
         self._arm()

@@ -290,3 +290,22 @@ def test_custom_format_in_preference_is_accepted():
                                      "cn_position": 13, "cn_size": 16, "start_parity": "Even", "stop_parity": "Odd"}],
                         "reader": {"protocol": "wiegand", "wiegand": {"preference": ["Site30", "H10301"]}}})
     assert cfg.reader.wiegand.preference == ["Site30", "H10301"]
+
+
+def test_a_line_held_low_disconnects_the_reader():
+    async def body(daemon, comp):
+        d1 = daemon.pin_factory.pin(6)
+        d1.drive_low()  # a shorted cable / an unpowered reader pulling D1 down
+        await asyncio.sleep(0.8)
+        assert comp.status()["state"] == "not_connected" and comp.status()["fault"] == "D1 held low"
+        assert daemon.published[-1] == ("reader.disconnected", {"reader": "reader1", "protocol": "wiegand",
+                                                                "reason": "D1 held low"})
+        d1.drive_high()
+        await asyncio.sleep(0.05)
+        assert comp.status()["state"] == "connected" and comp.status()["fault"] is None
+        assert daemon.published[-1][0] == "reader.connected"
+        assert daemon.access.calls == []  # the stuck pulse was never a credential
+        # and cards read again afterwards
+        assert (await daemon.commands["simulate.card"]({"format": "H10301", "fc": 1, "cn": 2}))["result"] == "card"
+
+    run_component(WIEGAND, body)
