@@ -38,6 +38,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from accessd.decision import Holder, window_end, window_start
+from accessd.errors import (
+    DuplicateCredential,
+    EntryListError,
+    HolderNotFound,
+    ImportFailed,
+    InvalidField,
+    PinSpaceExhausted,
+)
 from protocols.credential import Credential
 
 CSV_COLUMNS = (
@@ -80,56 +88,7 @@ SECRET_FILE = "pin.key"
 DB_FILE = "entrylist.db"
 
 
-# ---------------------------------------------------------------- errors
-
-
-class EntryListError(Exception):
-    """Base of the entry list's errors; ``kind`` maps to the CLI's exit codes."""
-
-    kind = "invalid"
-
-
-class InvalidField(EntryListError, ValueError):
-    """A field value that cannot be stored: names the field, the value and what was expected."""
-
-    def __init__(self, field: str, value: object, expected: str, line: int | None = None) -> None:
-        self.field, self.value, self.expected, self.line = field, value, expected, line
-        where = f"line {line}, " if line is not None else ""
-        super().__init__(f"{where}{field}: expected {expected}, got {value!r}")
-
-
-class DuplicateCredential(EntryListError):
-    """A card, PIN, QR code or first name that another holder already has."""
-
-    def __init__(self, field: str, value: object, other: str | None, line: int | None = None) -> None:
-        self.field, self.value, self.other, self.line = field, value, other, line
-        where = f"line {line}, " if line is not None else ""
-        owner = f" by holder {other!r}" if other else ""
-        shown = "(hidden)" if field == "pin" else repr(value)
-        super().__init__(f"{where}{field}: {shown} is already used{owner}")
-
-
-class HolderNotFound(EntryListError):
-    kind = "not_found"
-
-    def __init__(self, ident: object) -> None:
-        self.ident = ident
-        super().__init__(f"no holder {ident!r} (give a holder id or first name)")
-
-
-class ImportFailed(EntryListError):
-    """The CSV import was rolled back; ``errors`` lists every (line, field, message)."""
-
-    def __init__(self, errors: list[EntryListError], rows: int) -> None:
-        self.errors, self.rows = errors, rows
-        shown = "\n".join(str(e) for e in errors[:20])
-        more = f"\n… and {len(errors) - 20} more" if len(errors) > 20 else ""
-        count = f"{len(errors)} error(s)" + (f", the first {MAX_ERRORS} only" if len(errors) >= MAX_ERRORS else "")
-        super().__init__(f"import rejected, nothing was changed ({count}):\n{shown}{more}")
-
-
-class PinSpaceExhausted(EntryListError):
-    kind = "unavailable"
+# (defined in accessd/errors.py, the package's one errors module; re-exported here)
 
 
 # ---------------------------------------------------------------- schema
