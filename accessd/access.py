@@ -143,7 +143,8 @@ class Access:
             ("holders.export", self.cmd_export, False),
         ):
             daemon.register_command(name, handler, mutating=mutating)
-        daemon.register_status("counts.holders", self.store.count)
+        self.holder_count = self.store.count()  # kept up to date by the commands (no count(*) per status)
+        daemon.register_status("counts.holders", lambda: self.holder_count)
         daemon.register_status("access", self.status)
 
     async def start(self) -> None:
@@ -487,6 +488,7 @@ class Access:
     def cmd_add(self, params: dict) -> dict:
         raw = self._run("holders add", self._holder_fields, params, "holders add")
         holder = self._run("holders add", self.store.add, **raw)
+        self.holder_count += 1
         out = self.store.describe(holder)
         if params.get("generate_pin"):
             out["generated_pin"] = raw["pin"]  # shown once; stored only as its keyed hash
@@ -515,6 +517,7 @@ class Access:
 
     def cmd_remove(self, params: dict) -> dict:
         holder = self._run("holders remove", self.store.remove, self._ident(params, "holders remove"))
+        self.holder_count -= 1
         return {"removed": holder.brief()}
 
     def cmd_list(self, params: dict) -> dict:
@@ -572,6 +575,7 @@ class Access:
                 report = await loop.run_in_executor(None, imp.commit, self.daemon.state_dir)
             finally:
                 imp.discard()
+            self.holder_count += report.added
             return {"added": report.added, "rows": report.rows}
         except ImportFailed as exc:
             self.imports.pop(session, None)

@@ -411,6 +411,7 @@ def test_chunked_import_over_the_socket(daemon):
     daemon.result("holders.import", session=session, text="B,,,2222\n", first_line=3)
     assert daemon.result("holders.import", session=session, commit=True) == {"added": 2, "rows": 2}
     assert [h["first_name"] for h in daemon.result("holders.list")["holders"]] == ["A", "B"]
+    assert daemon.result("status")["counts"]["holders"] == 2
     assert daemon.result("check-credential", pin="2222")["decision"] == "granted"
     assert not list(daemon.state_dir.glob("import-*"))
     for p in daemon.state_dir.glob("entrylist.db*"):
@@ -431,6 +432,8 @@ def test_export_pages_and_list_search(daemon):
     assert [r["first_name"] for r in rest["rows"]] == ["P5", "P6"] and not rest["more"]
     assert [h["first_name"] for h in daemon.result("holders.list", search="P3")["holders"]] == ["P3"]
     assert daemon.result("status")["counts"]["holders"] == 7
+    daemon.result("holders.remove", holder="P0")
+    assert daemon.result("status")["counts"]["holders"] == 6
 
 
 def test_a_grant_resets_the_failure_count_also_after_a_restart(tmp_path):
