@@ -119,10 +119,12 @@ class Access:
         self.tz = device_zone(daemon.config.daemon.timezone, daemon.tz)
         self.store = EntryList(daemon.state_dir)
         self.upstream = upstream_mod.build(self.cfg.upstream, self.cfg.upstream_fake_grants)
-        self.latest: deque[dict] = deque(maxlen=self.cfg.latest_size)
+        self.latest: deque[tuple[float, str, Credential]] = deque(maxlen=self.cfg.latest_size)
         self.pending: dict[str, _Pending] = {}
         self.imports: dict[str, _Import] = {}
         self.counts = {"granted": 0, "denied": 0}
+        # lockouts in memory for the hot path; the database keeps them across restarts
+        self._lockouts = dict(self.store.conn.execute("SELECT reader, until FROM reader_lockouts WHERE until > ?", (time.time(),)))
         self._failing = {r for (r,) in self.store.conn.execute("SELECT DISTINCT reader FROM reader_failures")}
         try:
             from protocols.wiegand.formats import LIBRARY
@@ -189,7 +191,7 @@ class Access:
             return self._finish_card_pin(pending, credential.pin, reader, now)
         if pending is not None:  # another card or a QR: the one waiting got no PIN
             self._pin_timed_out(reader)
-        if self.store.locked_until(reader, now) is not None:
+        if self._locked(reader, now):
             return self._act(deny_decision("locked_out"), credential, reader, now)
         holder = self._find(credential)
         if holder is None and self.upstream is not None:
@@ -253,7 +255,7 @@ class Access:
 
     def _finish_card_pin(self, pending: _Pending, pin: str, reader: str, now: float) -> Decision:
         holder = self._get(pending.holder_id)
-        if self.store.locked_until(reader, now) is not None:
+        if self._locked(reader, now):
             decision = deny_decision("locked_out")
         else:
             pin_ok = holder is not None and self.store.pin_matches(holder.id, pin)
@@ -324,6 +326,7 @@ class Access:
                 duration=self.cfg.lockout_duration,
             )
             if until is not None:
+                self._lockouts[reader] = until
                 self.daemon.publish(
                     "alarm.lockout", reader=reader, failures=count, window=self.cfg.lockout_window, until=_iso(until)
                 )
@@ -353,9 +356,12 @@ class Access:
                 log.exception("reader %s feedback failed", reader)
 
     def _remember(self, credential: Credential, reader: str) -> None:
-        if credential.kind == "pin":
-            return
-        entry: dict = {"time": _iso(time.time()), "reader": reader, "kind": credential.kind}
+        """Keep the read for ``latest`` (decoded only when asked: not on the way to the relay)."""
+        if credential.kind != "pin":
+            self.latest.appendleft((time.time(), reader, credential))
+
+    def _latest_entry(self, ts: float, reader: str, credential: Credential) -> dict:
+        entry: dict = {"time": _iso(ts), "reader": reader, "kind": credential.kind}
         if credential.kind == "card":
             entry.update(
                 bit_length=credential.bit_length,
@@ -374,7 +380,16 @@ class Access:
                                      card_number=chosen.card_number)
         else:
             entry["qr"] = credential.qr
-        self.latest.appendleft(entry)
+        return entry
+
+    def _locked(self, reader: str, now: float) -> bool:
+        until = self._lockouts.get(reader)
+        if until is None:
+            return False
+        if until <= now:
+            del self._lockouts[reader]
+            return False
+        return True
 
     # ------------------------------------------------------------------ commands
 
@@ -412,7 +427,7 @@ class Access:
         """The decision without acting on it (check-credential's dry run)."""
         now = time.time()
         extra: dict = {}
-        if self.store.locked_until(reader, now) is not None:
+        if self._locked(reader, now):
             return deny_decision("locked_out"), extra
         holder = self._find(credential)
         if holder is None and self.upstream is not None:
@@ -445,7 +460,7 @@ class Access:
         return out
 
     def cmd_latest(self, params: dict) -> dict:
-        return {"latest": list(self.latest)}
+        return {"latest": [self._latest_entry(*e) for e in self.latest]}
 
     def _holder_fields(self, params: dict, command: str) -> dict:
         raw = {}
@@ -465,7 +480,7 @@ class Access:
         if params.get("from_latest"):
             if any(raw.get(k) is not None for k in ("card", "bit_length", "format", "facility_code", "card_number")):
                 raise CommandError("invalid", f"{command}: from_latest: give either a card or from_latest")
-            card = next((e for e in self.latest if e["kind"] == "card"), None)
+            card = next((self._latest_entry(*e) for e in self.latest if e[2].kind == "card"), None)
             if card is None:
                 raise CommandError("not_found", f"{command}: from_latest: no card has been read since the daemon started")
             raw.update(card=card["hex"], bit_length=card["bit_length"])
