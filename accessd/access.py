@@ -123,6 +123,7 @@ class Access:
         self.pending: dict[str, _Pending] = {}
         self.imports: dict[str, _Import] = {}
         self.counts = {"granted": 0, "denied": 0}
+        self.closed = False
         # lockouts in memory for the hot path; the database keeps them across restarts
         self._lockouts = dict(self.store.conn.execute("SELECT reader, until FROM reader_lockouts WHERE until > ?", (time.time(),)))
         self._failing = {r for (r,) in self.store.conn.execute("SELECT DISTINCT reader FROM reader_failures")}
@@ -153,6 +154,7 @@ class Access:
         pass
 
     async def stop(self) -> None:
+        self.closed = True
         for reader in list(self.pending):
             self._drop_pending(reader)
         for imp in list(self.imports.values()):
@@ -184,6 +186,10 @@ class Access:
         self._remember(credential, reader)
         cred_json = credential.to_json()
         self.daemon.publish("credential.read", credential=cred_json, reader=reader)
+        if self.closed:  # a read that arrives while the daemon stops: the door stays locked
+            self.daemon.publish("access.denied", reason="unknown_credential", credential=cred_json, holder=None,
+                                reader=reader, detail="stopping")
+            return Decision(granted=False, reason="unknown_credential")
         now = time.time()
         pending = self.pending.get(reader)
         if credential.kind == "pin" and pending is not None:

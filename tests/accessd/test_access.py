@@ -471,3 +471,14 @@ def test_device_zone_prefers_config_then_tz_then_localtime(monkeypatch):
     monkeypatch.setenv("TZ", "Not/AZone")
     zone = device_zone(None, utc)  # falls through to /etc/localtime (a real zone with its rules)
     assert zone.utcoffset(__import__("datetime").datetime(2026, 1, 1)) is not None
+
+
+def test_a_read_while_stopping_is_denied_without_touching_the_closed_store(tmp_path):
+    async def body(d, events):
+        await d.access.stop()
+        decision = d.access.present(CARD, "r1")
+        assert (decision.granted, decision.reason) == (False, "unknown_credential")
+        assert of(events, "access.denied")[-1]["detail"] == "stopping"
+        assert d.door.grants == []  # (the daemon's own shutdown calls stop() again: harmless)
+
+    run(tmp_path, body)
