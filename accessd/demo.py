@@ -53,11 +53,13 @@ HOLDERS = [
 # (pause before, what it shows, command, params)
 SCENARIO = [
     (4, "a granted card (Alice, H10301 12/3456)", "simulate.card", {"format": "H10301", "fc": 12, "cn": 3456}),
-    (3, "the door opens and closes after the grant", "simulate.input", {"name": "contact", "state": "active"}),
+    (1, "the door opens and closes within the access time", "simulate.input", {"name": "contact", "state": "active"}),
     (1, "", "simulate.input", {"name": "contact", "state": "inactive"}),
     (3, "an unknown card", "simulate.card", {"format": "H10301", "fc": 99, "cn": 1}),
     (3, "a PIN at the keypad (Bob, 1234#)", "simulate.keys", {"digits": "1234#"}),
-    (3, "an expired card (Dave)", "simulate.card", {"format": "H10301", "fc": 12, "cn": 1000}),
+    (3, "card + PIN (Carol): the card, then 4321# at the keypad", "simulate.card", {"format": "H10301", "fc": 12, "cn": 777}),
+    (1, "", "simulate.keys", {"digits": "4321#"}),
+    (4, "an expired card (Dave)", "simulate.card", {"format": "H10301", "fc": 12, "cn": 1000}),
     (3, "a forced door: opened while locked", "simulate.input", {"name": "contact", "state": "active"}),
     (2, "", "simulate.input", {"name": "contact", "state": "inactive"}),
     (3, "the exit button, then the door held open too long (8 s)", "simulate.input", {"name": "rex", "state": "active"}),
@@ -111,8 +113,8 @@ def run_demo(directory: str | None = None) -> int:
         f"  export ACCESSD_SOCKET={sock}\n"
         f"  .venv/bin/accessd-cli events --follow\n"
         f"  .venv/bin/accessd-cli status\n"
-        f"  .venv/bin/accessd-cli simulate card --hex 0318601 --bit-length 26\n"
-        f"  .venv/bin/accessd-cli check-credential --pin 1234 --json\n"
+        f"  .venv/bin/accessd-cli simulate card --hex 0181B01 --bit-length 26   # Alice's card\n"
+        f"  .venv/bin/accessd-cli check-credential --pin 1234 --json             # Bob, dry run\n"
         f"  .venv/bin/accessd-cli door unlock --for 5",
         flush=True,
     )

@@ -47,6 +47,9 @@ def run(config) -> int:
     daemon = Daemon(config)
     try:
         asyncio.run(daemon.run())
+    except ConfigError as exc:
+        print(f"accessd: {exc}", file=sys.stderr)
+        return 2
     except (OSError, RuntimeError) as exc:
         print(f"accessd: {exc}", file=sys.stderr)
         return 1
