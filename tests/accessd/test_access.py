@@ -482,3 +482,19 @@ def test_a_read_while_stopping_is_denied_without_touching_the_closed_store(tmp_p
         assert d.door.grants == []  # (the daemon's own shutdown calls stop() again: harmless)
 
     run(tmp_path, body)
+
+
+def test_a_pin_is_in_no_file_of_the_state_directory(daemon):
+    pin = "86420975"
+    daemon.result("holders.add", first_name="Pia", pin=pin)
+    assert daemon.result("check-credential", pin=pin, present=True)["decision"] == "granted"
+    assert daemon.result("check-credential", pin="13572468", present=True)["decision"] == "denied"
+    time.sleep(0.5)  # the event log's batch is on disk
+    events = daemon.result("events")["events"]
+    assert [e["credential"] for e in events if e["type"] == "credential.read"] == [{"kind": "pin"}] * 2
+    assert daemon.stop() == 0
+    files = [p for p in daemon.state_dir.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("events.db") for p in files) and any(p.name == "entrylist.db" for p in files)
+    for p in files:
+        data = p.read_bytes()
+        assert pin.encode() not in data and b"13572468" not in data, p
