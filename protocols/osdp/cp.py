@@ -177,10 +177,15 @@ class ControlPanel:
         if pd is not None and now >= self._deadline:
             self._current = None
             self._decoder.reset()
-            pd.resend_raw = True
-            pd.next_at = now
+            if pd.offline_reported:  # an unanswered probe: wait for the next one
+                self._set_state(pd, OFFLINE, now)
+                pd.inflight = pd.inflight_cmd = None
+                pd.next_at = now + self.probe_interval
+            else:
+                pd.resend_raw = True
+                pd.next_at = now
         for pd in self._pds:
-            if pd.state != OFFLINE and now - pd.last_reply >= self.offline_after:
+            if pd.state != OFFLINE and not pd.offline_reported and now >= pd.last_reply + self.offline_after:
                 self._go_offline(pd, now, f"no valid reply for {self.offline_after:g} s")
         self._service(now)
 
@@ -194,7 +199,7 @@ class ControlPanel:
         if d is not None:
             times.append(d)
         for pd in self._pds:
-            if pd.state != OFFLINE:
+            if pd.state != OFFLINE and not pd.offline_reported:
                 times.append(pd.last_reply + self.offline_after)
         return min(times) if times else None
 
@@ -208,7 +213,9 @@ class ControlPanel:
         return out
 
     def state(self, address: int) -> str:
-        return self._pd(address).state
+        """The PD's state; ``offline`` while an unreachable PD is being probed."""
+        pd = self._pd(address)
+        return OFFLINE if pd.offline_reported else pd.state
 
     def is_online(self, address: int) -> bool:
         return self._pd(address).state == ONLINE
@@ -220,7 +227,7 @@ class ControlPanel:
         pd = self._pd(address)
         return {
             "address": pd.address,
-            "state": pd.state,
+            "state": OFFLINE if pd.offline_reported else pd.state,
             "secure": pd.secure,
             "provisioned": pd.provisioned,
             "pdid": pd.pdid.to_json() if pd.pdid else None,

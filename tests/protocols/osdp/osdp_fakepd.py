@@ -96,6 +96,8 @@ class FakePd:
             s["c_mac"] = expected
             if frame.scb_type == sc.SCS_17:
                 data = sc.unpad(sc._cbc_decrypt(s["keys"].enc, sc._invert(s["r_mac"]), frame.data))
+        elif not up and frame.scb_type in (sc.SCS_15, sc.SCS_17):
+            return phy.build(self.address, 0x41, b"\x06", sqn=frame.sqn, reply=True)  # no session to verify it
         elif up and frame.code not in (0x76, 0x77):
             self.session = None
             return phy.build(self.address, 0x41, b"\x06", sqn=frame.sqn, reply=True)
