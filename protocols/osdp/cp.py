@@ -171,8 +171,11 @@ class ControlPanel:
         self._service(now)
 
     def tick(self, now: float) -> None:
-        for err in self._decoder.tick(now):
-            self._bus_error(err)
+        for item in self._decoder.tick(now):
+            if isinstance(item, phy.Frame):
+                self._on_frame(item, now)
+            else:
+                self._bus_error(item)
         pd = self._current
         if pd is not None and now >= self._deadline:
             self._current = None

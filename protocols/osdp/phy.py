@@ -200,12 +200,16 @@ class Decoder:
     def next_deadline(self) -> float | None:
         return self._last + self.gap if self._buf else None
 
-    def tick(self, now: float) -> list[OsdpError]:
-        if self._buf and now >= self._last + self.gap:
+    def tick(self, now: float) -> list[Frame | OsdpError]:
+        """Give up on a partial frame after ``gap`` s of silence: report it, drop its
+        SOM and rescan the rest (a good frame may hide behind a corrupted LEN)."""
+        out: list[Frame | OsdpError] = []
+        while self._buf and now >= self._last + self.gap:
             dropped = bytes(self._buf)
-            self._buf.clear()
-            return [FrameError(f"partial frame timed out after {self.gap:g} s", dropped, len(dropped))]
-        return []
+            out.append(FrameError(f"partial frame timed out after {self.gap:g} s", dropped, len(dropped)))
+            del self._buf[:1]
+            out.extend(self._scan())
+        return out
 
     def feed(self, data: bytes, now: float) -> list[Frame | OsdpError]:
         out: list[Frame | OsdpError] = []
@@ -214,6 +218,11 @@ class Decoder:
         if data:
             self._last = now
             self._buf += data
+        out.extend(self._scan())
+        return out
+
+    def _scan(self) -> list[Frame | OsdpError]:
+        out: list[Frame | OsdpError] = []
         buf = self._buf
         while buf:
             if buf[0] != SOM:
