@@ -80,6 +80,8 @@ class Payload:
             if data:
                 raise PayloadError(cls.NAME, data, "expected no data")
             return cls()
+        if cls._size is not None and len(data) != cls._size:
+            raise PayloadError(cls.NAME, data, f"expected {cls._size} bytes, got {len(data)}")
         try:
             obj = cls.STRUCT.parse(data)
             consumed = len(cls.STRUCT.build(obj)) if not cls._greedy else len(data)
@@ -93,22 +95,28 @@ class Payload:
             raise PayloadError(cls.NAME, data, str(exc)) from None
 
     _greedy: ClassVar[bool] = False
+    _size: ClassVar[int | None] = None
+
+
+def _register(table: dict, code: int, name: str, struct, greedy: bool):
+    def deco(cls):
+        cls.CODE, cls.NAME, cls._greedy = code, name, greedy
+        cls.STRUCT = _compiled(struct) if struct is not None else None
+        try:
+            cls._size = struct.sizeof() if struct is not None else 0
+        except Exception:  # variable-size layout
+            cls._size = None
+        table[code] = cls
+        return cls
+    return deco
 
 
 def command(code: int, name: str, struct=None, greedy: bool = False):
-    def deco(cls):
-        cls.CODE, cls.NAME, cls.STRUCT, cls._greedy = code, name, (_compiled(struct) if struct is not None else None), greedy
-        COMMANDS[code] = cls
-        return cls
-    return deco
+    return _register(COMMANDS, code, name, struct, greedy)
 
 
 def reply(code: int, name: str, struct=None, greedy: bool = False):
-    def deco(cls):
-        cls.CODE, cls.NAME, cls.STRUCT, cls._greedy = code, name, (_compiled(struct) if struct is not None else None), greedy
-        REPLIES[code] = cls
-        return cls
-    return deco
+    return _register(REPLIES, code, name, struct, greedy)
 
 
 def parse_command(code: int, data: bytes) -> Payload:
@@ -343,6 +351,10 @@ def _text_build(self: Text) -> bytes:
 
 def _text_parse(cls, data: bytes) -> Text:
     data = bytes(data)
+    if len(data) < 6:
+        raise PayloadError(cls.NAME, data, f"expected at least 6 bytes, got {len(data)}")
+    if 6 + data[5] != len(data):
+        raise PayloadError(cls.NAME, data, f"text length {data[5]} disagrees with payload of {len(data)} bytes")
     try:
         obj = _TEXT.parse(data)
     except (ConstructError, ValueError) as exc:
