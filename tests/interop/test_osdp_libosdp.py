@@ -1,0 +1,220 @@
+"""Our CP against libosdp's PeripheralDevice (a real OSDP reader implementation) on a pty."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import osdp
+import pytest
+from osdp_peer import KEY, Bus, Reader, wait_for
+
+from accessd.reader_osdp import BusThread
+from protocols.osdp import events as ev
+from protocols.osdp import payloads as p
+from protocols.osdp import phy
+from protocols.osdp.cp import ControlPanel, PdConfig
+from wiring.serial_port import SerialPort
+
+
+class Cp:
+    """Our control panel on the bus thread, collecting (monotonic time, event)."""
+
+    def __init__(self, bus: Bus, configs: list[PdConfig], **kw) -> None:
+        self.events: list[tuple[float, object]] = []
+        self.lock = threading.Lock()
+        self.cp = ControlPanel(configs, random=os.urandom, now=time.monotonic(), **kw)
+        self.port = SerialPort(bus.port, baud=115200).open()
+        self.runner = BusThread(self.cp, self.port, self._deliver)
+        self.runner.start()
+
+    def _deliver(self, events):
+        now = time.monotonic()
+        with self.lock:
+            self.events += [(now, e) for e in events]
+
+    def of(self, *types, address=None):
+        with self.lock:
+            return [e for _, e in self.events if isinstance(e, types) and (address is None or e.address == address)]
+
+    def when(self, typ, address=None, after=0.0):
+        with self.lock:
+            return next((t for t, e in self.events if isinstance(e, typ) and t >= after
+                         and (address is None or e.address == address)), None)
+
+    def online(self, address=1):
+        return self.runner.info(address)["state"] == "online"
+
+    def secure(self, address=1):
+        return self.runner.info(address)["secure"]
+
+    def stop(self):
+        self.runner.stop()
+        self.port.close()
+
+
+@pytest.fixture
+def bus():
+    b = Bus()
+    yield b
+    for ch in list(b.channels):
+        ch.muted = True
+    b.close()
+
+
+@pytest.fixture
+def cleanup():
+    items = []
+    yield items
+    for item in reversed(items):
+        item.stop()
+
+
+def test_plaintext_card_and_keypad(bus, cleanup):
+    reader = Reader(bus, 1)
+    cp = Cp(bus, [PdConfig(address=1)])
+    cleanup += [reader, cp]
+    assert wait_for(lambda: cp.online(1), 3)
+    assert not cp.secure(1)
+    (online,) = cp.of(ev.Online)
+    assert online.pdid["serial"] == 123457 and online.capabilities["communication_security"] == 1
+    reader.card("1" + "00000001" + "0000000000000001" + "0")
+    reader.keys("1234#")
+    assert wait_for(lambda: cp.of(ev.CardRead) and cp.of(ev.KeypadKeys), 2)
+    assert cp.of(ev.CardRead)[0].bits == "1" + "00000001" + "0000000000000001" + "0"
+    assert cp.of(ev.KeypadKeys)[0].keys == "1234#"
+
+
+def test_secure_channel_with_configured_key_and_led_buzzer(bus, cleanup):
+    reader = Reader(bus, 1, scbk=KEY, enforce_secure=True)
+    cp = Cp(bus, [PdConfig(address=1, scbk=KEY)])
+    cleanup += [reader, cp]
+    assert wait_for(lambda: cp.online(1), 3)
+    assert cp.secure(1) and reader.pd.is_sc_active()
+    h1 = cp.runner.submit(1, p.Led(records=(p.LedRecord(temp_control=2, temp_on_time=5, temp_off_time=0,
+                                                        temp_on_color=2, temp_off_color=2, temp_timer=20),)))
+    h2 = cp.runner.submit(1, p.Buzzer(tone=2, on_time=2, off_time=0, count=1))
+    assert wait_for(lambda: {e.handle for e in cp.of(ev.CommandDone) if e.ok} >= {h1, h2}, 2)
+    led = next(c for c in reader.commands if c["command"] == osdp.Command.LED)
+    assert led["temporary"] and led["on_color"] == osdp.CommandLEDColor.Green
+    assert any(c["command"] == osdp.Command.Buzzer for c in reader.commands)
+    reader.card("10" * 18)
+    assert wait_for(lambda: cp.of(ev.CardRead), 2)[0].bits == "10" * 18
+    reader.tamper(True)
+    assert wait_for(lambda: [s for s in cp.of(ev.LocalStatus) if s.tamper], 2)
+
+
+def test_install_mode_provisions_the_configured_key(bus, cleanup):
+    reader = Reader(bus, 1, install_mode=True)
+    cp = Cp(bus, [PdConfig(address=1, scbk=KEY, install_mode=True)])
+    cleanup += [reader, cp]
+    assert wait_for(lambda: cp.of(ev.Provisioned), 3)
+    assert reader.keyset == KEY
+    assert wait_for(lambda: cp.online(1) and cp.secure(1), 3)
+    assert cp.runner.info(1)["provisioned"]
+    cp.stop()
+    reader.stop()
+    cleanup.clear()
+    # the reader restarts with the key it stored; a CP that recorded the provisioning uses it
+    reader2 = Reader(bus, 1, scbk=reader.keyset, enforce_secure=True)
+    cp2 = Cp(bus, [PdConfig(address=1, scbk=KEY, install_mode=True, provisioned=True)])
+    cleanup += [reader2, cp2]
+    assert wait_for(lambda: cp2.online(1) and cp2.secure(1), 3)
+    assert not cp2.of(ev.Provisioned) and reader2.keyset is None
+
+
+def test_wrong_key_never_online_and_reported(bus, cleanup):
+    reader = Reader(bus, 1, scbk=bytes(range(16)), enforce_secure=True)
+    cp = Cp(bus, [PdConfig(address=1, scbk=KEY)])
+    cleanup += [reader, cp]
+    assert wait_for(lambda: cp.of(ev.SecurityAlert), 3)
+    time.sleep(1.5)
+    assert not cp.of(ev.Online) and not cp.online(1)
+    assert [a.kind for a in cp.of(ev.SecurityAlert)] == ["wrong_key"]
+
+
+def test_default_key_reader_is_not_rekeyed_without_install_mode(bus, cleanup):
+    reader = Reader(bus, 1, install_mode=True)
+    cp = Cp(bus, [PdConfig(address=1, scbk=KEY)])
+    cleanup += [reader, cp]
+    assert wait_for(lambda: cp.of(ev.SecurityAlert), 3)
+    time.sleep(1.0)
+    assert reader.keyset is None and not cp.of(ev.Online)
+
+
+def strip_secure_channel_capability(raw: bytes) -> bytes:
+    """A man in the middle rewriting osdp_PDCAP so the reader seems to lack a secure channel."""
+    try:
+        f = phy.parse(raw)
+    except Exception:
+        return raw
+    if f.code != 0x46:
+        return raw
+    caps = p.PdCap.parse(f.data)
+    kept = p.PdCap(capabilities=tuple(c for c in caps.capabilities if c.function != 9))
+    return phy.build(f.address, 0x46, kept.build(), sqn=f.sqn, reply=True, use_crc=f.use_crc)
+
+
+def test_capability_downgrade_is_refused_and_reported(bus, cleanup):
+    reader = Reader(bus, 1, scbk=KEY)
+    reader.channel.rewrite = strip_secure_channel_capability
+    cp = Cp(bus, [PdConfig(address=1, scbk=KEY)])
+    cleanup += [reader, cp]
+    assert wait_for(lambda: cp.of(ev.SecurityAlert), 3)
+    assert [a.kind for a in cp.of(ev.SecurityAlert)] == ["downgrade"]
+    time.sleep(0.5)
+    assert not cp.of(ev.Online) and not cp.online(1)
+    # nothing but ID/CAP ever went to the reader in plaintext
+    assert not reader.commands
+
+
+def test_reader_restarts_mid_session(bus, cleanup):
+    reader = Reader(bus, 1, scbk=KEY, enforce_secure=True)
+    cp = Cp(bus, [PdConfig(address=1, scbk=KEY)])
+    cleanup += [cp]
+    assert wait_for(lambda: cp.online(1), 3)
+    reader.stop()
+    restarted_at = time.monotonic()
+    reader2 = Reader(bus, 1, scbk=KEY, enforce_secure=True)  # fresh state: no session, SQN expects 0
+    cleanup.append(reader2)
+    assert wait_for(lambda: cp.when(ev.Online, after=restarted_at), 3)
+    assert cp.secure(1) and reader2.pd.is_sc_active()
+    reader2.card("1" * 26)
+    assert wait_for(lambda: cp.of(ev.CardRead), 2)
+    assert not cp.of(ev.Offline) or all(o.reason == "re-handshake" for o in cp.of(ev.Offline))
+
+
+def test_silent_reader_goes_offline_in_8_to_9_s_and_back_within_2_s(bus, cleanup):
+    reader = Reader(bus, 1, scbk=KEY, enforce_secure=True)
+    cp = Cp(bus, [PdConfig(address=1, scbk=KEY)])
+    cleanup += [reader, cp]
+    assert wait_for(lambda: cp.online(1), 3)
+    reader.channel.muted = True  # cut the wire
+    cut = time.monotonic()
+    assert wait_for(lambda: cp.when(ev.Offline), 10, step=0.05)
+    took = cp.when(ev.Offline) - cut
+    assert 7.8 <= took <= 9.0, took  # the last good reply came up to one poll before the cut
+    reader.channel.muted = False
+    back = time.monotonic()
+    assert wait_for(lambda: cp.when(ev.Online, after=back), 3)
+    assert cp.when(ev.Online, after=back) - back <= 2.0
+    assert cp.secure(1)
+
+
+def test_two_readers_on_one_bus(bus, cleanup):
+    a = Reader(bus, 1, scbk=KEY, enforce_secure=True)
+    b = Reader(bus, 2)
+    cp = Cp(bus, [PdConfig(address=1, scbk=KEY), PdConfig(address=2)])
+    cleanup += [a, b, cp]
+    assert wait_for(lambda: cp.online(1) and cp.online(2), 4)
+    assert cp.secure(1) and not cp.secure(2)
+    a.card("1" * 26)
+    b.card("0" * 26)
+    assert wait_for(lambda: len(cp.of(ev.CardRead)) == 2, 2)
+    assert {(e.address, e.bits) for e in cp.of(ev.CardRead)} == {(1, "1" * 26), (2, "0" * 26)}
+    # one reader unplugged: the other keeps working
+    b.channel.muted = True
+    time.sleep(0.5)
+    a.card("10" * 13)
+    assert wait_for(lambda: [e for e in cp.of(ev.CardRead) if e.bits == "10" * 13], 1.5)
