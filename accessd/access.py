@@ -125,8 +125,8 @@ class Access:
         self.counts = {"granted": 0, "denied": 0}
         self.closed = False
         # lockouts in memory for the hot path; the database keeps them across restarts
-        self._lockouts = dict(self.store.conn.execute("SELECT reader, until FROM reader_lockouts WHERE until > ?", (time.time(),)))
-        self._failing = {r for (r,) in self.store.conn.execute("SELECT DISTINCT reader FROM reader_failures")}
+        self._lockouts = dict(self.store.state.execute("SELECT reader, until FROM reader_lockouts WHERE until > ?", (time.time(),)))
+        self._failing = {r for (r,) in self.store.state.execute("SELECT DISTINCT reader FROM reader_failures")}
         try:
             from protocols.wiegand.formats import LIBRARY
 
@@ -165,7 +165,7 @@ class Access:
     def status(self) -> dict:
         now = time.time()
         locked = {}
-        for reader, until in self.store.conn.execute("SELECT reader, until FROM reader_lockouts WHERE until > ?", (now,)):
+        for reader, until in self.store.state.execute("SELECT reader, until FROM reader_lockouts WHERE until > ?", (now,)):
             locked[reader] = _iso(until)
         return {
             "granted": self.counts["granted"],

@@ -86,6 +86,7 @@ MAX_ERRORS = 1000  # an import stops listing errors here
 IMPORT_BATCH = 1000  # rows per executemany in an import
 SECRET_FILE = "pin.key"
 DB_FILE = "entrylist.db"
+STATE_FILE = "access.db"
 
 
 # (defined in accessd/errors.py, the package's one errors module; re-exported here)
@@ -129,8 +130,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX credentials_qr ON credentials (qr) WHERE qr IS NOT NULL;
     CREATE INDEX credentials_holder ON credentials (holder_id);
     """,
-    # 2: brute-force counters per reader (survive a restart)
+    # 2: uses are counted in access.db against an epoch that changes whenever uses is set
     """
+    ALTER TABLE holders ADD COLUMN uses_epoch INTEGER;
+    UPDATE holders SET uses_epoch = random();
+    """,
+)
+
+# access.db: what the door writes (uses taken, failures, lockouts).  A separate file, so
+# that a long write to the entry list (a million-row import) never blocks the door.
+STATE_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE uses_taken (
+        holder_id INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        taken INTEGER NOT NULL,
+        PRIMARY KEY (holder_id, epoch)
+    ) WITHOUT ROWID;
     CREATE TABLE reader_failures (
         id INTEGER PRIMARY KEY,
         reader TEXT NOT NULL,
@@ -388,18 +404,20 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+def migrate(
+    conn: sqlite3.Connection, target: int | None = None, migrations: tuple[str, ...] = MIGRATIONS
+) -> int:
     """Apply the migrations the database lacks; return the resulting version."""
-    target = len(MIGRATIONS) if target is None else target
+    target = len(migrations) if target is None else target
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
+    if version > len(migrations):
         raise EntryListError(
-            f"entry list schema version {version} is newer than this accessd knows ({len(MIGRATIONS)})"
+            f"entry list schema version {version} is newer than this accessd knows ({len(migrations)})"
         )
     while version < target:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in MIGRATIONS[version].split(";"):
+            for statement in migrations[version].split(";"):
                 if statement.strip():
                     conn.execute(statement)
             version += 1
@@ -411,7 +429,10 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
     return version
 
 
-_HOLDER_COLUMNS = "h.id, h.first_name, h.last_name, h.notes, h.suspended, h.valid_from, h.valid_to, h.uses, h.access_time, h.conditions"
+_HOLDER_COLUMNS = (
+    "h.id, h.first_name, h.last_name, h.notes, h.suspended, h.valid_from, h.valid_to, h.uses, h.access_time,"
+    " h.conditions, h.uses_epoch"
+)
 _HAS = (
     ", EXISTS(SELECT 1 FROM credentials c WHERE c.holder_id = h.id AND c.kind = 'card')"
     ", EXISTS(SELECT 1 FROM credentials c WHERE c.holder_id = h.id AND c.kind = 'pin')"
@@ -419,7 +440,7 @@ _HAS = (
 )
 
 
-def _holder(row) -> Holder:
+def _holder(row, uses: int | None) -> Holder:
     return Holder(
         id=row[0],
         first_name=row[1],
@@ -428,13 +449,17 @@ def _holder(row) -> Holder:
         suspended=bool(row[4]),
         valid_from=row[5],
         valid_to=row[6],
-        uses=row[7],
+        uses=uses,
         access_time=row[8],
         conditions=row[9],
-        has_card=bool(row[10]),
-        has_pin=bool(row[11]),
-        has_qr=bool(row[12]),
+        has_card=bool(row[11]),
+        has_pin=bool(row[12]),
+        has_qr=bool(row[13]),
     )
+
+
+def _epoch() -> int:
+    return secrets.randbits(62)
 
 
 class EntryList:
@@ -447,6 +472,8 @@ class EntryList:
         self.secret = load_secret(self.state_dir / SECRET_FILE)
         self.conn = connect(self.path)
         self.version = migrate(self.conn)
+        self.state = connect(self.state_dir / STATE_FILE)
+        migrate(self.state, migrations=STATE_MIGRATIONS)
         q = "SELECT " + _HOLDER_COLUMNS + _HAS + " FROM holders h WHERE h.id = "
         self._sql_raw = q + "(SELECT holder_id FROM credentials WHERE bit_length = ? AND card_hex = ?)"
         self._sql_decoded = (
@@ -459,6 +486,18 @@ class EntryList:
 
     def close(self) -> None:
         self.conn.close()
+        self.state.close()
+
+    def _holder(self, row) -> Holder:
+        """A holder from a row of ``_HOLDER_COLUMNS``: its uses are what is left of them."""
+        uses = row[7]
+        if uses is not None:
+            taken = self.state.execute(
+                "SELECT taken FROM uses_taken WHERE holder_id = ? AND epoch = ?", (row[0], row[10])
+            ).fetchone()
+            if taken is not None:
+                uses = max(0, uses - taken[0])
+        return _holder(row, uses)
 
     # ------------------------------------------------------------ lookups (hot path)
 
@@ -478,21 +517,21 @@ class EntryList:
             hex_value = format_hex(bits)
             row = execute(self._sql_raw, (len(bits), hex_value)).fetchone()
             if row:
-                return _holder(row)
+                return self._holder(row)
         if format is not None and card_number is not None:
             fc = -1 if facility_code is None else facility_code
             row = execute(self._sql_decoded, (canonical_format(format), fc, card_number)).fetchone()
             if row:
-                return _holder(row)
+                return self._holder(row)
         return None
 
     def find_pin(self, pin: str) -> Holder | None:
         row = self.conn.execute(self._sql_pin, (self.pin_hash(pin),)).fetchone()
-        return _holder(row) if row else None
+        return self._holder(row) if row else None
 
     def find_qr(self, qr: str) -> Holder | None:
         row = self.conn.execute(self._sql_qr, (qr,)).fetchone()
-        return _holder(row) if row else None
+        return self._holder(row) if row else None
 
     def find(self, credential: Credential) -> Holder | None:
         if credential.kind == "card":
@@ -520,7 +559,7 @@ class EntryList:
             ).fetchone()
         if row is None:
             raise HolderNotFound(ident)
-        return _holder(row)
+        return self._holder(row)
 
     def credentials(self, holder_id: int) -> dict:
         """The holder's credentials for display (a PIN shows only as set)."""
@@ -571,7 +610,7 @@ class EntryList:
             args += [f"%{search}%"] * 3
         sql += " ORDER BY h.id LIMIT ?"
         args.append(limit)
-        return [_holder(r) for r in self.conn.execute(sql, args)]
+        return [self._holder(r) for r in self.conn.execute(sql, args)]
 
     # ------------------------------------------------------------ changes
 
@@ -625,7 +664,7 @@ class EntryList:
         try:
             cur = self.conn.execute(
                 "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-                " access_time, conditions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " access_time, conditions, uses_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     holder_id,
                     fields["first_name"],
@@ -637,6 +676,7 @@ class EntryList:
                     fields.get("uses"),
                     fields.get("access_time"),
                     fields.get("conditions"),
+                    _epoch(),
                 ),
             )
         except sqlite3.IntegrityError:
@@ -677,10 +717,14 @@ class EntryList:
             if merged_from and merged_to:
                 normalize_holder({"first_name": "x", "valid_from": merged_from, "valid_to": merged_to})
             if columns:
+                values = [int(fields[c]) if c == "suspended" else fields[c] for c in columns]
+                if "uses" in fields:  # a new count: the uses taken so far no longer apply
+                    columns.append("uses_epoch")
+                    values.append(_epoch())
                 try:
                     self.conn.execute(
                         "UPDATE holders SET " + ", ".join(f"{c} = ?" for c in columns) + " WHERE id = ?",
-                        [int(fields[c]) if c == "suspended" else fields[c] for c in columns] + [holder.id],
+                        values + [holder.id],
                     )
                 except sqlite3.IntegrityError:
                     raise DuplicateCredential("first_name", fields["first_name"], fields["first_name"]) from None
@@ -697,21 +741,28 @@ class EntryList:
         return holder
 
     def consume_use(self, holder_id: int) -> tuple[bool, int | None]:
-        """Take one use in its own committed transaction: (granted, remaining).
+        """Take one use: (granted, remaining); unlimited holders are (True, None).
 
-        Unlimited holders are (True, None).  The commit (synchronous=FULL) is on disk
-        when this returns, so the relay may act: a crash afterwards cannot give the use back.
+        One statement in access.db, committed (synchronous=FULL) when this returns, so
+        the relay may act: a crash afterwards cannot give the use back.  The count is
+        checked in the same statement that takes the use (``taken < uses``).
         """
-        with self._transaction():
-            row = self.conn.execute(
-                "UPDATE holders SET uses = uses - 1 WHERE id = ? AND uses > 0 RETURNING uses", (holder_id,)
-            ).fetchone()
-            if row is not None:
-                return True, row[0]
-            row = self.conn.execute("SELECT uses FROM holders WHERE id = ?", (holder_id,)).fetchone()
+        row = self.conn.execute("SELECT uses, uses_epoch FROM holders WHERE id = ?", (holder_id,)).fetchone()
         if row is None:
             return False, None
-        return (row[0] is None), row[0]
+        uses, epoch = row
+        if uses is None:
+            return True, None
+        if uses <= 0:
+            return False, 0
+        taken = self.state.execute(
+            "INSERT INTO uses_taken (holder_id, epoch, taken) VALUES (?, ?, 1)"
+            " ON CONFLICT (holder_id, epoch) DO UPDATE SET taken = taken + 1 WHERE taken < ? RETURNING taken",
+            (holder_id, epoch, uses),
+        ).fetchall()  # fetched to the end: the statement (and its autocommit) completes here
+        if not taken:
+            return False, 0
+        return True, uses - taken[0][0]
 
     def generate_pin(self, length: int, *, randbelow: Callable[[int], int] = secrets.randbelow) -> str:
         """A random PIN of ``length`` digits that no holder has yet."""
@@ -726,7 +777,7 @@ class EntryList:
     # ------------------------------------------------------------ brute-force counters
 
     def locked_until(self, reader: str, now: float) -> float | None:
-        row = self.conn.execute("SELECT until FROM reader_lockouts WHERE reader = ?", (reader,)).fetchone()
+        row = self.state.execute("SELECT until FROM reader_lockouts WHERE reader = ?", (reader,)).fetchone()
         if row is None or row[0] <= now:
             return None
         return row[0]
@@ -738,25 +789,25 @@ class EntryList:
 
         A lockout starts when the count reaches ``attempts``; its counters then reset.
         """
-        with self._transaction():
-            self.conn.execute("DELETE FROM reader_failures WHERE reader = ? AND at <= ?", (reader, now - window))
-            self.conn.execute("INSERT INTO reader_failures (reader, at) VALUES (?, ?)", (reader, now))
-            count = self.conn.execute(
+        with _Transaction(self.state):
+            self.state.execute("DELETE FROM reader_failures WHERE reader = ? AND at <= ?", (reader, now - window))
+            self.state.execute("INSERT INTO reader_failures (reader, at) VALUES (?, ?)", (reader, now))
+            count = self.state.execute(
                 "SELECT count(*) FROM reader_failures WHERE reader = ?", (reader,)
             ).fetchone()[0]
             if count < attempts:
                 return count, None
             until = now + duration
-            self.conn.execute(
+            self.state.execute(
                 "INSERT INTO reader_lockouts (reader, until) VALUES (?, ?)"
                 " ON CONFLICT (reader) DO UPDATE SET until = excluded.until",
                 (reader, until),
             )
-            self.conn.execute("DELETE FROM reader_failures WHERE reader = ?", (reader,))
+            self.state.execute("DELETE FROM reader_failures WHERE reader = ?", (reader,))
         return count, until
 
     def clear_failures(self, reader: str) -> None:
-        self.conn.execute("DELETE FROM reader_failures WHERE reader = ?", (reader,))
+        self.state.execute("DELETE FROM reader_failures WHERE reader = ?", (reader,))
 
     # ------------------------------------------------------------ CSV
 
@@ -847,8 +898,8 @@ class EntryList:
         execute = self.conn.execute
         cur = execute(
             "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-            " access_time, conditions) SELECT ? + rowid, first_name, last_name, notes, suspended, valid_from,"
-            " valid_to, uses, access_time, conditions FROM staging.staged ORDER BY rowid",
+            " access_time, conditions, uses_epoch) SELECT ? + rowid, first_name, last_name, notes, suspended,"
+            " valid_from, valid_to, uses, access_time, conditions, random() FROM staging.staged ORDER BY rowid",
             (base,),
         )
         added = cur.rowcount
@@ -890,6 +941,7 @@ class EntryList:
                     f.get("uses"),
                     f.get("access_time"),
                     f.get("conditions"),
+                    _epoch(),
                 )
             )
             card = f.get("card")
@@ -905,7 +957,7 @@ class EntryList:
         try:
             conn.executemany(
                 "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-                " access_time, conditions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " access_time, conditions, uses_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 holders,
             )
             conn.executemany(
@@ -935,12 +987,19 @@ class EntryList:
     def export_rows(self, *, after_id: int = 0, limit: int = 1000) -> list[dict]:
         """Holders as CSV rows (DESIGN's columns; ``pin`` empty since PINs are stored hashed)."""
         holders = self.conn.execute(
-            "SELECT id, first_name, last_name, valid_from, valid_to, uses, suspended, notes FROM holders"
+            "SELECT id, first_name, last_name, valid_from, valid_to, uses, suspended, notes, uses_epoch FROM holders"
             " WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, limit),
         ).fetchall()
         if not holders:
             return []
+        taken = {
+            (hid, epoch): n
+            for hid, epoch, n in self.state.execute(
+                "SELECT holder_id, epoch, taken FROM uses_taken WHERE holder_id BETWEEN ? AND ?",
+                (holders[0][0], holders[-1][0]),
+            )
+        }
         cards: dict[int, tuple] = {}
         qrs: dict[int, str] = {}
         for holder_id, kind, card_hex, bits, fmt, fc, cn, qr in self.conn.execute(
@@ -953,7 +1012,9 @@ class EntryList:
             else:
                 qrs[holder_id] = qr
         out = []
-        for holder_id, first, last, vf, vt, uses, suspended, notes in holders:
+        for holder_id, first, last, vf, vt, uses, suspended, notes, epoch in holders:
+            if uses is not None:
+                uses = max(0, uses - taken.get((holder_id, epoch), 0))  # what is left, as `show` says
             card_hex, bits, fmt, fc, cn = cards.get(holder_id, (None,) * 5)
             out.append(
                 {

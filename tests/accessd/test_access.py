@@ -48,7 +48,12 @@ class Door:
         uses = None
         if holder is not None and "id" in holder:
             with sqlite3.connect(self.db_path) as db:
-                row = db.execute("SELECT uses FROM holders WHERE id = ?", (holder["id"],)).fetchone()
+                db.execute("ATTACH DATABASE ? AS st", (str(self.db_path.parent / "access.db"),))
+                row = db.execute(
+                    "SELECT h.uses - coalesce((SELECT taken FROM st.uses_taken t WHERE t.holder_id = h.id"
+                    " AND t.epoch = h.uses_epoch), 0) FROM holders h WHERE h.id = ?",
+                    (holder["id"],),
+                ).fetchone()
                 uses = row[0] if row else None
         self.grants.append({"seconds": seconds, "holder": holder, "reader": reader, "uses_on_disk": uses})
         if self.real is not None:

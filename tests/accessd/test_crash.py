@@ -5,7 +5,7 @@ presented again and again (``check-credential`` with ``present``, which acts exa
 as a reader does).  A use is committed (``synchronous=FULL``) before the grant becomes
 visible — before the door is told, the event is published or the reply is sent — so
 every grant anyone can observe is backed by a use taken on disk.  After every kill the
-entry list passes ``PRAGMA integrity_check`` and the daemon restarts on it.
+entry list and access.db pass ``PRAGMA integrity_check`` and the daemon restarts on them.
 """
 
 from __future__ import annotations
@@ -63,12 +63,18 @@ def spawn(d) -> None:
 
 
 def check_entrylist(path) -> dict[str, int]:
-    """Integrity of the entry list as the next start will find it; the uses left per card."""
+    """Integrity of the entry list and of access.db (where uses are taken) as the next
+    start will find them; returns the uses left per card."""
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        db.execute("ATTACH DATABASE ? AS st", (str(path.parent / "access.db"),))
+        assert db.execute("PRAGMA st.integrity_check").fetchall() == [("ok",)]
         return dict(
-            db.execute("SELECT c.card_hex, h.uses FROM holders h JOIN credentials c ON c.holder_id = h.id").fetchall()
+            db.execute(
+                "SELECT c.card_hex, h.uses - coalesce((SELECT taken FROM st.uses_taken t WHERE t.holder_id = h.id"
+                " AND t.epoch = h.uses_epoch), 0) FROM holders h JOIN credentials c ON c.holder_id = h.id"
+            ).fetchall()
         )
     finally:
         db.close()

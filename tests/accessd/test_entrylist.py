@@ -451,3 +451,42 @@ def test_staged_import_bulk_path_and_fallback_naming_errors(store, tmp_path):
     assert store.count() == 4 and store.find_pin("2222") is None
     with pytest.raises(ValueError, match="hash the PIN"):
         stage_rows(open_staging(tmp_path / "x.db"), [(2, {"first_name": "G", "pin": "1234"})])
+
+
+def test_setting_uses_starts_a_new_count_and_export_shows_what_is_left(store):
+    h = store.add(first_name="Ann", uses=3)
+    store.consume_use(h.id)
+    store.consume_use(h.id)
+    assert store.get("Ann").uses == 1
+    assert store.export_rows()[0]["uses"] == 1
+    assert store.update("Ann", notes="x").uses == 1  # other changes keep the count
+    assert store.update("Ann", uses=5).uses == 5
+    assert store.consume_use(h.id) == (True, 4)
+    assert store.update("Ann", uses="").uses is None
+
+
+def test_the_door_writes_are_not_blocked_by_a_long_entry_list_write(store):
+    import time
+
+    h = store.add(first_name="Ann", uses=3)
+    other = connect(store.path)  # e.g. a million-row import committing
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO holders (first_name) VALUES ('Importing')")
+    try:
+        t0 = time.monotonic()
+        assert store.consume_use(h.id) == (True, 2)
+        assert store.record_failure("r1", 1000, attempts=3, window=60, duration=60) == (1, None)
+        assert store.find_card("1" * 26) is None  # reads go on too
+        assert time.monotonic() - t0 < 1  # (the busy timeout would be 5 s)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_access_db_is_a_separate_file_with_its_integrity(store):
+    h = store.add(first_name="Ann", uses=1)
+    store.consume_use(h.id)
+    db = sqlite3.connect(store.state_dir / "access.db")
+    assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert db.execute("SELECT holder_id, taken FROM uses_taken").fetchall() == [(h.id, 1)]
+    db.close()
