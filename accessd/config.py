@@ -80,6 +80,8 @@ class OsdpConfig:
     offline_after: float = opt(8.0, expect="a number of seconds", range=(1, 60))
     trace: str | None = opt(None, expect="an absolute path", check=_abs_path)
     trace_format: str = opt("jsonl", choices=("jsonl", "pcap"))
+    pin_length: int = opt(0, expect="a number of digits (0: no fixed length, # submits)", range=(0, 32))
+    pin_timeout: float = opt(10.0, expect="a number of seconds", range=(3, 50))
 
     def check(self, path: str) -> None:
         if self.install_mode and self.scbk is None:
