@@ -47,7 +47,7 @@ from .timeutil import device_tz, parse_time
 log = logging.getLogger("accessd")
 
 # Component modules in start order (the door first: it locks the relay).
-COMPONENTS: tuple[str, ...] = ("accessd.doorctl", "accessd.reader_wiegand", "accessd.access",)
+COMPONENTS: tuple[str, ...] = ("accessd.doorctl", "accessd.reader_wiegand", "accessd.reader_osdp", "accessd.access",)
 
 
 def make_pin_factory(name: str):
