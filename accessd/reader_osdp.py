@@ -301,7 +301,8 @@ class _Reader:
         self.owner = owner
         self.address = address
         self.id = reader_id
-        self.pins = PinAssembler(length=0, timeout=10.0)
+        cfg = owner.cfg
+        self.pins = PinAssembler(length=cfg.pin_length, timeout=cfg.pin_timeout)
 
     def feedback(self, granted: bool) -> None:
         self.owner.feedback(self.address, granted)
@@ -330,7 +331,6 @@ class OsdpReader:
         self._states: dict[int, str] = {a: "connecting" for a in addresses}
         self._security: dict[int, str | None] = {a: None for a in addresses}
         self._tamper: dict[int, tuple[bool, bool] | None] = {a: None for a in addresses}
-        self._formats = None
 
     # -- lifecycle
     async def start(self) -> None:
@@ -448,18 +448,20 @@ class OsdpReader:
             log.debug("OSDP bus: %s", e.error)
 
     def _card(self, bits: str) -> Credential:
+        """Wire-order bits → a card credential, decoded with the daemon's format library
+        (built-ins plus ``[[formats]]``) when a format fits; OSDP readers often send raw
+        UIDs, which are presented as they are."""
+        library = getattr(self.daemon, "formats", None)
         decoded: dict = {}
-        try:
-            if self._formats is None:
-                from protocols.wiegand.formats import FormatLibrary
-
-                self._formats = FormatLibrary()
-            d = self._formats.decode(bits)
-            if d.ok:
-                decoded = dict(format=d.chosen.format, facility_code=d.chosen.facility_code,
-                               card_number=d.chosen.card_number)
-        except Exception:  # decoding is a courtesy; the raw bits are the credential
-            log.debug("no card format decoded %s", bits, exc_info=True)
+        if library is not None:
+            try:
+                d = library.decode(bits)
+            except Exception:  # noqa: BLE001 - decoding is a courtesy; the bits are the credential
+                log.debug("no card format decoded %s", bits, exc_info=True)
+            else:
+                c = d.chosen if d.ok else None
+                if c is not None and c.format != "Raw":
+                    decoded = dict(format=c.format, facility_code=c.facility_code, card_number=c.card_number)
         return Credential(kind="card", bits=bits, **decoded)
 
     def _keys(self, r: _Reader, keys: str) -> None:
