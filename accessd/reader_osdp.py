@@ -126,8 +126,11 @@ class BusThread:
             if not port.is_open and now >= next_reopen:
                 next_reopen = now + self.reopen_interval
                 if port.reopen():
-                    log.warning("serial port %s is back", port.url)
+                    if self.port_error:
+                        log.warning("serial port %s is open again", port.url)
                     self.port_error = None
+                else:
+                    self.port_error = port.last_error
             if out and port.is_open:
                 try:
                     port.write(out)
@@ -192,6 +195,8 @@ class BusLoop:
 
     def start(self) -> None:
         self._attach()
+        if not self.port.is_open:
+            self.loop.call_later(self.reopen_interval, self._reopen)
         self._pump()
 
     def stop(self) -> None:
@@ -241,7 +246,9 @@ class BusLoop:
         if self.port.reopen():
             self.port_error = None
             self._attach()
+            self._pump()
         else:
+            self.port_error = self.port.last_error
             self.loop.call_later(self.reopen_interval, self._reopen)
 
     def _pump(self) -> None:

@@ -40,6 +40,7 @@ class SerialPort:
         self.rs485 = rs485
         self.exclusive = exclusive
         self._port: serial.SerialBase | None = None
+        self.last_error: str | None = None  # why the last open/reopen failed
 
     # ---------------------------------------------------------------- lifecycle
     def open(self) -> SerialPort:
@@ -92,8 +93,10 @@ class SerialPort:
         self.close()
         try:
             self.open()
-        except SerialPortError:
+        except SerialPortError as exc:
+            self.last_error = str(exc)
             return False
+        self.last_error = None
         return True
 
     @property

@@ -85,6 +85,7 @@ def test_adapter_unplugged_and_back(tmp_path):
     assert not port.is_open
     link.unlink()
     assert port.reopen() is False  # still gone
+    assert f"serial port {link}: not found" in port.last_error
     master2, name2 = make_pty()
     link.symlink_to(name2)
     assert port.reopen() is True
