@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import osdp
 from osdp_peer import KEY, Bus, Reader, wait_for
