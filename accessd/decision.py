@@ -22,7 +22,7 @@ is granted at 18:00:00.999 and denied ``expired`` at 18:00:01.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 REASONS = (
@@ -75,7 +75,6 @@ class Decision:
     reason: str | None
     holder: Holder | None = None
     remaining_uses: int | None = None  # left after this decision; None: unlimited or no holder
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.granted and self.reason is not None:
