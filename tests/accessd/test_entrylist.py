@@ -1,5 +1,6 @@
 """The entry list store: real SQLite files in a temporary state directory."""
 
+import io
 import os
 import sqlite3
 import stat
@@ -490,3 +491,48 @@ def test_access_db_is_a_separate_file_with_its_integrity(store):
     assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert db.execute("SELECT holder_id, taken FROM uses_taken").fetchall() == [(h.id, 1)]
     db.close()
+
+
+# ---------------------------------------------------------------- property: CSV round trip
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_line_chars = st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(',"\t ')
+_text_chars = _line_chars | st.just("\n")  # notes may span lines
+_holder = st.fixed_dictionaries(
+    {
+        "first_name": st.text(_line_chars, min_size=1, max_size=20).filter(lambda t: t.strip() and t == t.strip()),
+        "last_name": st.text(_line_chars, max_size=20).map(str.strip),
+        "notes": st.text(_text_chars, max_size=40),
+        "suspended": st.booleans(),
+        "uses": st.none() | st.integers(0, 10**6),
+        "valid_to": st.none() | st.dates().map(lambda d: d.isoformat()),
+        "card": st.none() | st.integers(0, 2**40 - 1).map(lambda v: format(v, "X")),
+        "qr": st.none() | st.text(_line_chars, min_size=1, max_size=30).filter(str.strip),
+    }
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_holder, min_size=1, max_size=8, unique_by=(lambda h: h["first_name"], lambda h: h["card"] or id(h), lambda h: h["qr"] or id(h))))
+def test_export_then_import_gives_the_same_holders(tmp_path_factory, holders):
+    a = EntryList(tmp_path_factory.mktemp("a"))
+    b = EntryList(tmp_path_factory.mktemp("b"))
+    try:
+        for h in holders:
+            fields = {k: v for k, v in h.items() if v is not None and k != "card"}
+            if h["card"] is not None:
+                fields.update(card=h["card"], bit_length=40)
+            if "notes" in fields and fields["notes"].strip() == "":
+                fields["notes"] = ""
+            a.add(**fields)
+        text = rows_to_csv(a.export_rows(limit=100), header=True)
+        b.import_csv(io.StringIO(text, newline=""))
+        for h in a.list(limit=100):
+            x, y = a.describe(h), b.describe(b.get(h.first_name))
+            x.pop("id"), y.pop("id")
+            assert x == y
+    finally:
+        a.close()
+        b.close()
