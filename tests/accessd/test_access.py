@@ -503,3 +503,20 @@ def test_a_pin_is_in_no_file_of_the_state_directory(daemon):
     for p in files:
         data = p.read_bytes()
         assert pin.encode() not in data and b"13572468" not in data, p
+
+
+def test_dry_run_reports_the_lockout_of_the_reader_it_names(tmp_path):
+    async def body(d, events):
+        d.access.store.add(first_name="Ann", card="0318601", bit_length=26)
+        for pin in ("1111", "2222"):
+            await present(d, Credential(kind="pin", pin=pin), "r1")
+        seq = len(events)
+        out = await d.access.cmd_check({"card": "0318601", "bit_length": 26, "reader": "r1"})
+        assert (out["decision"], out["reason"], out["reader"]) == ("denied", "locked_out", "r1")
+        out = await d.access.cmd_check({"card": "0318601", "bit_length": 26, "reader": "r2"})
+        assert out["decision"] == "granted"
+        assert len(events) == seq  # a dry run publishes nothing
+        out = await d.access.cmd_check({"card": "0318601", "bit_length": 26, "reader": "r2", "present": True})
+        assert out["decision"] == "granted" and d.door.grants[-1]["reader"] == "r2"
+
+    run(tmp_path, body, access="lockout_attempts = 2")
