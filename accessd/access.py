@@ -439,13 +439,17 @@ class Access:
         if holder is None and self.upstream is not None:
             extra["upstream"] = f"would ask {self.upstream.name}"
         pin_ok = None
-        if holder is not None and pin is not None:
-            pin_ok = self.store.pin_matches(holder.id, pin)
-        elif holder is not None and self.cfg.card_and_pin and holder.has_card and holder.has_pin:
+        if holder is not None and self.cfg.card_and_pin and holder.has_card and holder.has_pin:
             if credential.kind == "card":
-                extra["pin_required"] = True
-                return Decision(granted=False, reason="pin_timeout", holder=holder, remaining_uses=holder.uses), extra
-            pin_ok = False
+                if pin is None:
+                    extra["pin_required"] = True
+                    return Decision(granted=False, reason="pin_timeout", holder=holder, remaining_uses=holder.uses), extra
+                pin_ok = self.store.pin_matches(holder.id, pin)
+                pin = None
+            else:
+                pin_ok = False  # this holder's PIN alone: the card must come first
+        if pin is not None:
+            extra["pin_ignored"] = True  # the card's holder needs no PIN: the door would not wait for it
         return decide(holder=holder, now=_utc(now), tz=self.tz, pin_ok=pin_ok), extra
 
     async def cmd_check(self, params: dict) -> dict:
@@ -456,8 +460,11 @@ class Access:
         extra: dict = {}
         if params.get("present"):
             outcome = self.present(credential, reader)
-            if pin is not None and isinstance(outcome, asyncio.Future) and reader in self.pending:
-                self.present(Credential(kind="pin", pin=pin), reader)
+            if pin is not None:
+                if isinstance(outcome, asyncio.Future) and reader in self.pending:
+                    self.present(Credential(kind="pin", pin=pin), reader)
+                else:
+                    extra["pin_ignored"] = True  # the door did not wait for a PIN
             decision = await outcome if isinstance(outcome, asyncio.Future) else outcome
         else:
             decision, extra = self.evaluate(credential, reader, pin)

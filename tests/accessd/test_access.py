@@ -351,6 +351,11 @@ def test_check_credential_card_and_pin_in_one_request(daemon):
     assert daemon.result("check-credential", card="AB", bit_length=8, pin="1111")["reason"] == "pin_mismatch"
     assert daemon.result("check-credential", card="AB", bit_length=8, pin="4321", present=True)["decision"] == "granted"
     assert daemon.result("check-credential", pin="4321")["reason"] == "pin_mismatch"
+    # a PIN after the card of a holder who needs none is not waited for, dry run or not
+    daemon.result("holders.add", first_name="Cardonly", card="CD", bit_length=8)
+    for present in (False, True):
+        out = daemon.result("check-credential", card="CD", bit_length=8, pin="9999", present=present)
+        assert (out["decision"], out["pin_ignored"]) == ("granted", True)
 
 
 @pytest.mark.parametrize(
