@@ -214,7 +214,8 @@ class Access:
     def deny(self, reason: str, reader: str, **fields) -> None:
         """A denial decided by a reader (``invalid_format``, ``pin_timeout`` …)."""
         if reason == "pin_timeout" and reader in self.pending:
-            self._drop_pending(reader)
+            self._pin_timed_out(reader)  # the keypad gave up: that is the waiting card's answer
+            return
         fields.setdefault("holder", None)
         self.counts["denied"] += 1
         self.daemon.publish("access.denied", reason=reason, reader=reader, **fields)
@@ -237,14 +238,18 @@ class Access:
         loop = self.daemon.loop
         future = loop.create_future()
         deadline = self.daemon.clock() + self.cfg.pin_timeout
-        handle = loop.call_later(self.cfg.pin_timeout, self._pin_timed_out, reader)
-        self.pending[reader] = _Pending(credential, holder.id, deadline, handle, future)
+        pending = _Pending(credential, holder.id, deadline, None, future)
+        pending.handle = loop.call_later(self.cfg.pin_timeout, self._pin_timed_out, reader, pending)
+        self.pending[reader] = pending
         return future
 
-    def _pin_timed_out(self, reader: str) -> None:
-        pending = self.pending.pop(reader, None)
-        if pending is None:
-            return
+    def _pin_timed_out(self, reader: str, which: _Pending | None = None) -> None:
+        """The card waiting at ``reader`` (``which``, when its own timer fires) got no PIN."""
+        pending = self.pending.get(reader)
+        if pending is None or (which is not None and pending is not which):
+            return  # answered already, or another card waits there now
+        del self.pending[reader]
+        pending.handle.cancel()
         holder = self._get(pending.holder_id)
         decision = Decision(granted=False, reason="pin_timeout", holder=holder, remaining_uses=holder.uses if holder else None)
         self._act(decision, pending.credential, reader, time.time())

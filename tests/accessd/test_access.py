@@ -525,3 +525,27 @@ def test_dry_run_reports_the_lockout_of_the_reader_it_names(tmp_path):
         assert out["decision"] == "granted" and d.door.grants[-1]["reader"] == "r2"
 
     run(tmp_path, body, access="lockout_attempts = 2")
+
+
+def test_a_second_card_waiting_keeps_its_own_pin_timeout(tmp_path):
+    async def body(d, events):
+        d.access.store.add(first_name="Carol", card="C1", bit_length=8, pin="4321")
+        d.access.store.add(first_name="Dan", card="D1", bit_length=8, pin="8765")
+        first = d.access.present(Credential.card("C1", 8), "r1")
+        await asyncio.sleep(0.6)
+        second = d.access.present(Credential.card("D1", 8), "r1")  # Carol's card gets pin_timeout now
+        assert (await first).reason == "pin_timeout"
+        await asyncio.sleep(0.6)  # Carol's timer would have fired here: Dan still waits
+        assert not second.done()
+        d.access.present(Credential(kind="pin", pin="8765"), "r1")
+        assert (await second).holder.first_name == "Dan" and second.result().granted
+        # the keypad's own pin_timeout answers the waiting card (one event, not two)
+        third = d.access.present(Credential.card("C1", 8), "r1")
+        before = len(of(events, "access.denied"))
+        d.access.deny("pin_timeout", "r1")
+        assert (await third).reason == "pin_timeout"
+        denied = of(events, "access.denied")
+        assert len(denied) == before + 1 and denied[-1]["holder"]["first_name"] == "Carol"
+        assert denied[-1]["credential"]["hex"] == "C1"
+
+    run(tmp_path, body, access="pin_timeout = 1")
