@@ -289,6 +289,8 @@ class Access:
             log.warning("upstream %s did not answer for %s: %s", self.upstream.name, reader, exc)
             answer = None
         now = time.time()
+        if self.closed:
+            return Decision(granted=False, reason="unknown_credential")
         if answer is not None and answer.granted:
             self.counts["granted"] += 1
             holder = answer.holder
@@ -306,11 +308,16 @@ class Access:
         """Carry out a decision: take the use, log, unlock, give feedback."""
         holder = decision.holder
         if decision.granted and holder is not None and holder.uses is not None:
-            ok, remaining = self.store.consume_use(holder.id)  # committed before the relay acts
+            try:
+                ok, remaining = self.store.consume_use(holder.id)  # committed before the relay acts
+            except sqlite3.Error as exc:  # disk full, I/O error: no use taken, so no grant
+                log.error("cannot take a use of holder %s: %s", holder.id, exc)
+                ok, remaining = False, holder.uses
+                extra["error"] = f"the use could not be recorded: {exc}"
             decision = (
                 Decision(granted=True, reason=None, holder=holder, remaining_uses=remaining)
                 if ok
-                else Decision(granted=False, reason="uses_exhausted", holder=holder, remaining_uses=0)
+                else Decision(granted=False, reason="uses_exhausted", holder=holder, remaining_uses=remaining)
             )
         brief = holder.brief() if holder is not None else None
         fields = dict(credential=credential.to_json(), holder=brief, reader=reader)
@@ -329,13 +336,17 @@ class Access:
         )
         if decision.reason in COUNTED and self.cfg.lockout_attempts:
             self._failing.add(reader)
-            count, until = self.store.record_failure(
-                reader,
-                now,
-                attempts=self.cfg.lockout_attempts,
-                window=self.cfg.lockout_window,
-                duration=self.cfg.lockout_duration,
-            )
+            try:
+                count, until = self.store.record_failure(
+                    reader,
+                    now,
+                    attempts=self.cfg.lockout_attempts,
+                    window=self.cfg.lockout_window,
+                    duration=self.cfg.lockout_duration,
+                )
+            except sqlite3.Error as exc:  # the denial stands; only the count is lost
+                log.error("cannot count a failure at %s: %s", reader, exc)
+                count, until = 0, None
             if until is not None:
                 self._lockouts[reader] = until
                 self.daemon.publish(

@@ -549,3 +549,21 @@ def test_a_second_card_waiting_keeps_its_own_pin_timeout(tmp_path):
         assert denied[-1]["credential"]["hex"] == "C1"
 
     run(tmp_path, body, access="pin_timeout = 1")
+
+
+def test_a_use_that_cannot_be_recorded_is_no_grant(tmp_path):
+    async def body(d, events):
+        d.access.store.add(first_name="Three", card="0318601", bit_length=26, uses=3)
+        d.access.store.add(first_name="Free", qr="F")
+        # the disk fails under access.db: make its file read-only for this connection
+        d.access.store.state.execute("PRAGMA query_only = ON")
+        decision = await present(d, CARD)
+        assert (decision.granted, decision.reason, decision.remaining_uses) == (False, "uses_exhausted", 3)
+        assert "could not be recorded" in of(events, "access.denied")[-1]["error"]
+        assert d.door.grants == []
+        assert (await present(d, Credential(kind="qr", qr="F"))).granted  # no write needed
+        assert (await present(d, Credential(kind="qr", qr="nobody"))).reason == "unknown_credential"
+        d.access.store.state.execute("PRAGMA query_only = OFF")
+        assert (await present(d, CARD)).remaining_uses == 2
+
+    run(tmp_path, body)
