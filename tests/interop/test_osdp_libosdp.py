@@ -218,3 +218,50 @@ def test_two_readers_on_one_bus(bus, cleanup):
     time.sleep(0.5)
     a.card("10" * 13)
     assert wait_for(lambda: [e for e in cp.of(ev.CardRead) if e.bits == "10" * 13], 1.5)
+
+
+def test_event_loop_runner_and_jsonl_trace(bus, cleanup, tmp_path):
+    """BusLoop (the CP in the asyncio loop) and the packet trace, against the real reader."""
+    import asyncio
+
+    from accessd.reader_osdp import BusLoop, Tracer
+
+    reader = Reader(bus, 1, scbk=KEY, enforce_secure=True)
+    cleanup.append(reader)
+    path = tmp_path / "trace.jsonl"
+    seen = []
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        cp = ControlPanel([PdConfig(address=1, scbk=KEY)], random=os.urandom, now=loop.time(), trace=True)
+        port = SerialPort(bus.port, baud=115200).open()
+        tracer = Tracer(str(path), "jsonl")
+        runner = BusLoop(cp, port, seen.extend, loop, tracer=tracer)
+        runner.start()
+        try:
+            for _ in range(300):
+                if cp.is_online(1):
+                    break
+                await asyncio.sleep(0.01)
+            reader.card("1" * 30)
+            for _ in range(200):
+                if any(isinstance(e, ev.CardRead) for e in seen):
+                    break
+                await asyncio.sleep(0.01)
+            return cp.is_secure(1)
+        finally:
+            runner.stop()
+            port.close()
+            tracer.close()
+
+    assert asyncio.run(run()) is True
+    (card,) = [e for e in seen if isinstance(e, ev.CardRead)]
+    assert card.bits == "1" * 30
+    assert not [e for e in seen if isinstance(e, ev.Packet)]  # the tracer took them
+    import json
+
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    codes = [r["code"] for r in records]
+    assert codes[:4] == ["ID", "PDID", "CAP", "PDCAP"] and "CHLNG" in codes and "RMAC_I" in codes
+    assert {r["dir"] for r in records} == {"tx", "rx"}
+    assert KEY.hex() not in path.read_text()
