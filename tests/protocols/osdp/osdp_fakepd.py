@@ -178,11 +178,11 @@ class Bus:
         arrival = self.arrival
         while True:
             out = self.cp.data_to_send()
-            if out:
-                frame = phy.parse(out)
+            # usually one command; several when forged replies hurried the CP along
+            for frame in phy.Decoder(accept="command").feed(out, 0.0) if out else ():
                 self.sent.append((self.now, frame))
                 pd = self.pds.get(frame.address)
-                reply = pd.handle(out) if pd is not None else None
+                reply = pd.handle(frame.raw) if pd is not None else None
                 if reply is not None:
                     arrival = (self.now + pd.latency, reply)
             for e in self.cp.events():

@@ -287,3 +287,40 @@ def test_pd_config_validation():
     with pytest.raises(ValueError, match="0-126"):
         PdConfig(address=127)
     assert "0x10" not in repr(PdConfig(address=1, scbk=KEY)) and "<set>" in repr(PdConfig(address=1, scbk=KEY))
+
+
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from protocols.osdp import phy  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(
+    st.binary(max_size=64),
+    st.builds(lambda sqn, code, data: phy.build(1, code, data, sqn=sqn, reply=True),
+              st.integers(0, 3), st.sampled_from([0x40, 0x41, 0x45, 0x46, 0x48, 0x50, 0x53, 0x76, 0x78, 0x79]),
+              st.binary(max_size=40)),
+    st.builds(lambda b, i, v: b[:i] + bytes([v]) + b[i + 1:],
+              st.just(phy.build(1, 0x50, bytes.fromhex("00011a00aabbccc0"), sqn=1, reply=True)),
+              st.integers(0, 15), st.integers(0, 255)),
+), max_size=8))
+@example([b"S\x81\x08\x00\x04@\x08\x06"] * 2)  # two forged ACKs with SQN 0: "the PD restarted", twice
+def test_hostile_bytes_never_crash_the_cp_and_it_recovers(chunks):
+    pd = FakePd(1, scbk=KEY)
+    bus = make([pd], [PdConfig(address=1, scbk=KEY)])
+    bus.run(1.0)
+    assert bus.cp.is_online(1)
+    t = bus.now
+    for c in chunks:  # injected on the wire between the CP's command and the PD's reply
+        bus.cp.receive(c, t)
+        bus.cp.tick(t)
+        t += 0.001
+    bus.now = t
+    end = t + 12.0  # worst case: a forged reply broke the session → offline → re-handshake
+    while not (bus.cp.is_online(1) and bus.cp.is_secure(1)) and bus.now < end:
+        bus.run(bus.now + 0.25)
+    assert bus.cp.is_online(1) and bus.cp.is_secure(1)
+    pd.events.append(p.RawCard.from_bits("1" * 26))
+    seen = bus.run(bus.now + 0.5)
+    assert [e.bits for e in kinds(seen, ev.CardRead)] == ["1" * 26]
