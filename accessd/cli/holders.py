@@ -32,17 +32,17 @@ def register(sub) -> None:
     q.set_defaults(func=_list)
 
     q = hs.add_parser("show", help="one holder with its credentials")
-    q.add_argument("holder", metavar="HOLDER", help="id or first name")
+    q.add_argument("holder", metavar="HOLDER", help="holder id or first name (a number is tried as an id first)")
     q.set_defaults(func=_show)
 
     q = hs.add_parser("update", help="change a holder (give only what changes; \"\" clears a value)")
-    q.add_argument("holder", metavar="HOLDER", help="id or first name")
+    q.add_argument("holder", metavar="HOLDER", help="holder id or first name (a number is tried as an id first)")
     q.add_argument("--first-name", metavar="NAME")
     _holder_options(q, update=True)
     q.set_defaults(func=_update)
 
     q = hs.add_parser("remove", help="remove a holder and its credentials")
-    q.add_argument("holder", metavar="HOLDER", help="id or first name")
+    q.add_argument("holder", metavar="HOLDER", help="holder id or first name (a number is tried as an id first)")
     q.set_defaults(func=_remove)
 
     q = hs.add_parser("import", help="import a CSV file, all or nothing")
