@@ -437,9 +437,10 @@ class OsdpReader:
             if before is None and not (e.tamper or e.power_failure):
                 return  # first report, all normal
             if before is None or before[0] != e.tamper:
-                self._publish("tamper", reader=rid, source="reader", active=e.tamper)
+                self._publish("tamper", reader=rid, input="reader_tamper", state="active" if e.tamper else "inactive")
             if before is None or before[1] != e.power_failure:
-                self._publish("tamper", reader=rid, source="reader_power", active=e.power_failure)
+                self._publish("tamper", reader=rid, input="reader_power",
+                              state="active" if e.power_failure else "inactive")
         elif isinstance(e, ev.SecurityAlert):
             self._security[e.address] = e.kind
             log.warning("OSDP security: %s", e.detail)

@@ -568,7 +568,7 @@ class ControlPanel:
 
     def _on_nak(self, pd: _Pd, nak: p.NakReply, now: float) -> None:
         cmd = pd.inflight_cmd
-        if nak.code in (4, 6) or (nak.code == 5 and pd.state in (CHLNG, SCRYPT)):
+        if nak.code in (4, 6) or (nak.code == 5 and (pd.state in (CHLNG, SCRYPT) or pd.secure)):
             if nak.code == 6 and pd.cfg.scbk is None:
                 self._alert(pd, "secure_channel_required",
                             f"PD {pd.address} requires a secure channel; configure reader.osdp.scbk", once=True)

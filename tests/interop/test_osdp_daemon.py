@@ -69,7 +69,7 @@ def test_cards_pins_feedback_tamper_and_provisioning(daemon_factory):
         # LSTATR tamper → a tamper event
         reader.tamper(True)
         tampers = wait_for(lambda: events(d, "tamper"), 3, step=0.05)
-        assert tampers[0]["reader"] == "door1" and tampers[0]["active"] is True
+        assert (tampers[0]["reader"], tampers[0]["input"], tampers[0]["state"]) == ("door1", "reader_tamper", "active")
         assert d.stop() == 0
 
         # restart: the provisioning record keeps install mode from being entered again
