@@ -274,8 +274,8 @@ def main() -> None:
         print(f"… {label}", file=sys.stderr, flush=True)
         results.append(run_peer(label, argv, scbk=scbk))
     base = {r["label"]: r for r in results}
-    print(f"\nOSDP card-to-decision latency ({CARDS} cards each) and idle CPU, libosdp {osdp.__name__} PD on a pty,"
-          f" {os.cpu_count()} cores")
+    print(f"\nOSDP card-to-decision latency ({CARDS} cards each) and idle CPU; a libosdp PD on a pty;"
+          f" {os.cpu_count()} cores; '+busy loop' CPU includes the loop's synthetic 20 % load")
     print(f"{'control panel':28} {'median ms':>9} {'p99 ms':>8} {'lost':>5} {'idle CPU %':>10} {'median vs libosdp':>18}")
     for r in results:
         if not r["online"] or "median" not in r:
