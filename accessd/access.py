@@ -33,9 +33,8 @@ import secrets
 import sqlite3
 import time
 from collections import deque
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from protocols.credential import Credential
 
@@ -78,19 +77,6 @@ HOLDER_PARAMS = (
 )
 
 
-def device_zone(configured: str | None, fallback: tzinfo) -> tzinfo:
-    """The device's zone with its DST rules: config, else ``TZ``, else /etc/localtime."""
-    if configured:
-        return ZoneInfo(configured)
-    tz = os.environ.get("TZ", "").lstrip(":")
-    if tz:
-        with contextlib.suppress(Exception):
-            return ZoneInfo(tz)
-    with contextlib.suppress(OSError, ValueError), open("/etc/localtime", "rb") as f:
-        return ZoneInfo.from_file(f, key="localtime")
-    return fallback
-
-
 def reversed_uid(bits: str) -> str | None:
     """The card value with its bytes in the other order (MIFARE UIDs are read both ways)."""
     if len(bits) % 8:
@@ -116,7 +102,7 @@ class Access:
     def __init__(self, daemon) -> None:
         self.daemon = daemon
         self.cfg = daemon.config.access
-        self.tz = device_zone(daemon.config.daemon.timezone, daemon.tz)
+        self.tz = daemon.tz
         self.store = EntryList(daemon.state_dir)
         self.upstream = upstream_mod.build(self.cfg.upstream, self.cfg.upstream_fake_grants)
         self.latest: deque[tuple[float, str, Credential]] = deque(maxlen=self.cfg.latest_size)

@@ -21,6 +21,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 
@@ -47,6 +48,14 @@ def _hex_key(value: object) -> str | None:
     return None
 
 
+def _zone(value: object) -> str | None:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        return "expected an IANA time zone name such as Europe/Berlin"
+    return None
+
+
 def _abs_path(value: object) -> str | None:
     return None if str(value).startswith("/") else "expected an absolute path"
 
@@ -63,7 +72,7 @@ class DaemonConfig:
     subscriber_queue: int = opt(1024, expect="a number of events", range=(16, 1_000_000))
     max_clients: int = opt(256, expect="a number of connections", range=(1, 10_000))
     max_request: int = opt(65_536, expect="a number of bytes", range=(1024, 16_777_216))
-    timezone: str | None = opt(None, expect="an IANA time zone name such as Europe/Berlin")
+    timezone: str | None = opt(None, expect="an IANA time zone name such as Europe/Berlin", check=_zone)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

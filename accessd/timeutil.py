@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, tzinfo
+import contextlib
+import os
+from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def device_tz(name: str | None = None) -> tzinfo:
-    """The configured zone, else the system's local zone (``TZ`` or /etc/localtime)."""
+    """The device's zone with its DST rules: ``name`` (the config), else ``TZ``, else /etc/localtime."""
     if name:
         try:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {name!r}") from exc
-    return datetime.now().astimezone().tzinfo
+    env = os.environ.get("TZ", "").lstrip(":")
+    if env:
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(env)
+    with contextlib.suppress(OSError, ValueError), open("/etc/localtime", "rb") as f:
+        return ZoneInfo.from_file(f, key="localtime")
+    return UTC
 
 
 def parse_time(text: str, tz: tzinfo | None = None) -> datetime:

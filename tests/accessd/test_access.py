@@ -470,19 +470,6 @@ def test_a_grant_resets_the_failure_count_also_after_a_restart(tmp_path):
     run(tmp_path, second, access)
 
 
-def test_device_zone_prefers_config_then_tz_then_localtime(monkeypatch):
-    from datetime import UTC as utc
-
-    from accessd.access import device_zone
-
-    assert str(device_zone("America/New_York", utc)) == "America/New_York"
-    monkeypatch.setenv("TZ", ":Asia/Tokyo")
-    assert str(device_zone(None, utc)) == "Asia/Tokyo"
-    monkeypatch.setenv("TZ", "Not/AZone")
-    zone = device_zone(None, utc)  # falls through to /etc/localtime (a real zone with its rules)
-    assert zone.utcoffset(__import__("datetime").datetime(2026, 1, 1)) is not None
-
-
 def test_a_read_while_stopping_is_denied_without_touching_the_closed_store(tmp_path):
     async def body(d, events):
         await d.access.stop()
