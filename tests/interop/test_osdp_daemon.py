@@ -32,7 +32,7 @@ def test_cards_pins_feedback_tamper_and_provisioning(daemon_factory):
             f'install_mode = true\n'
         )
         # install mode: the configured key is provisioned, then the session runs on it
-        assert wait_for(lambda: reader_state(d)["state"] == "connected", 5, step=0.1), reader_state(d)
+        assert wait_for(lambda: reader_state(d)["state"] == "connected", 8, step=0.1), reader_state(d)
         st = reader_state(d)
         assert st["secure"] is True and st["provisioned"] is True
         assert reader.keyset == KEY
@@ -47,28 +47,28 @@ def test_cards_pins_feedback_tamper_and_provisioning(daemon_factory):
         d.cli("holders", "add", "--first-name", "Pin", "--pin", "4321", check=0)
         before = len(reader.commands)
         reader.card(bits)
-        granted = wait_for(lambda: events(d, "access.granted"), 3, step=0.05)
+        granted = wait_for(lambda: events(d, "access.granted"), 6, step=0.05)
         assert granted and granted[0]["reader"] == "door1"
         cred = granted[0]["credential"]
         assert (cred["format"], cred["facility_code"], cred["card_number"]) == ("H10301", 12, 3456)
-        assert wait_for(lambda: osdp.CommandLEDColor.Green in led_colors(reader), 2)
-        assert wait_for(lambda: any(c["command"] == osdp.Command.Buzzer for c in reader.commands[before:]), 2)
+        assert wait_for(lambda: osdp.CommandLEDColor.Green in led_colors(reader), 5)
+        assert wait_for(lambda: any(c["command"] == osdp.Command.Buzzer for c in reader.commands[before:]), 5)
 
         # an unknown card → denied → red LED
         reader.card(LIBRARY.encode("H10301", facility_code=12, card_number=999))
-        denied = wait_for(lambda: events(d, "access.denied"), 3, step=0.05)
+        denied = wait_for(lambda: events(d, "access.denied"), 6, step=0.05)
         assert denied[0]["reason"] == "unknown_credential"
-        assert wait_for(lambda: osdp.CommandLEDColor.Red in led_colors(reader), 2)
+        assert wait_for(lambda: osdp.CommandLEDColor.Red in led_colors(reader), 5)
 
         # keypad digits → PIN → granted
         reader.keys("4321#")
-        assert wait_for(lambda: len(events(d, "access.granted")) == 2, 3, step=0.05)
+        assert wait_for(lambda: len(events(d, "access.granted")) == 2, 6, step=0.05)
         pin_grant = events(d, "access.granted")[1]
         assert pin_grant["credential"]["kind"] == "pin" and "4321" not in json.dumps(pin_grant)
 
         # LSTATR tamper → a tamper event
         reader.tamper(True)
-        tampers = wait_for(lambda: events(d, "tamper"), 3, step=0.05)
+        tampers = wait_for(lambda: events(d, "tamper"), 6, step=0.05)
         assert (tampers[0]["reader"], tampers[0]["input"], tampers[0]["state"]) == ("door1", "reader_tamper", "active")
         assert d.stop() == 0
 
@@ -79,7 +79,7 @@ def test_cards_pins_feedback_tamper_and_provisioning(daemon_factory):
             f'install_mode = true\n'
         )
         since = events(d2)[-1]["seq"] if events(d2) else 0
-        assert wait_for(lambda: reader_state(d2)["state"] == "connected", 5, step=0.1)
+        assert wait_for(lambda: reader_state(d2)["state"] == "connected", 8, step=0.1)
         new = [e["type"] for e in events(d2, "reader.*") if e["seq"] > since - 50]
         assert new.count("reader.provisioned") == 1  # only the first run's
         assert d2.stop() == 0
@@ -91,7 +91,7 @@ def test_cards_pins_feedback_tamper_and_provisioning(daemon_factory):
 def test_missing_port_is_reported_and_status_says_not_connected(daemon_factory):
     d = daemon_factory('[reader]\nprotocol = "osdp"\nid = "door1"\n[reader.osdp]\nport = "/dev/ttyNOSUCH0"\n'
                        'offline_after = 1\n')
-    st = wait_for(lambda: reader_state(d)["state"] == "not_connected" and reader_state(d), 4, step=0.1)
+    st = wait_for(lambda: reader_state(d)["state"] == "not_connected" and reader_state(d), 8, step=0.1)
     assert st, reader_state(d)
     assert "/dev/ttyNOSUCH0" in st["port_error"] and "not found" in st["port_error"]
     assert "/dev/ttyNOSUCH0" in d.log()
