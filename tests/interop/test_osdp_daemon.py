@@ -29,7 +29,7 @@ def test_cards_pins_feedback_tamper_and_provisioning(daemon_factory):
         d = daemon_factory(
             f'[reader]\nprotocol = "osdp"\nid = "door1"\n'
             f'[reader.osdp]\nport = "{bus.port}"\nbaud = 115200\naddress = 1\nscbk = "{KEY.hex()}"\n'
-            f'install_mode = true\n'
+            f'install_mode = true\npin_timeout = 3\n'
         )
         # install mode: the configured key is provisioned, then the session runs on it
         assert wait_for(lambda: reader_state(d)["state"] == "connected", 8, step=0.1), reader_state(d)
@@ -65,6 +65,12 @@ def test_cards_pins_feedback_tamper_and_provisioning(daemon_factory):
         assert wait_for(lambda: len(events(d, "access.granted")) == 2, 6, step=0.05)
         pin_grant = events(d, "access.granted")[1]
         assert pin_grant["credential"]["kind"] == "pin" and "4321" not in json.dumps(pin_grant)
+
+        # digits and then nothing: pin_timeout
+        reader.keys("12")
+        timeouts = wait_for(lambda: [e for e in events(d, "access.denied") if e["reason"] == "pin_timeout"], 8,
+                            step=0.1)
+        assert timeouts and timeouts[0]["reader"] == "door1"
 
         # LSTATR tamper → a tamper event
         reader.tamper(True)

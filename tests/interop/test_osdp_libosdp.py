@@ -21,12 +21,13 @@ from wiring.serial_port import SerialPort
 class Cp:
     """Our control panel on the bus thread, collecting (monotonic time, event)."""
 
-    def __init__(self, bus: Bus, configs: list[PdConfig], **kw) -> None:
+    def __init__(self, bus: Bus | None, configs: list[PdConfig], *, port: str | None = None,
+                 reopen_interval: float = 1.0, **kw) -> None:
         self.events: list[tuple[float, object]] = []
         self.lock = threading.Lock()
         self.cp = ControlPanel(configs, random=os.urandom, now=time.monotonic(), **kw)
-        self.port = SerialPort(bus.port, baud=115200).open()
-        self.runner = BusThread(self.cp, self.port, self._deliver)
+        self.port = SerialPort(port or bus.port, baud=115200).open()
+        self.runner = BusThread(self.cp, self.port, self._deliver, reopen_interval=reopen_interval)
         self.runner.start()
 
     def _deliver(self, events):
@@ -265,3 +266,36 @@ def test_event_loop_runner_and_jsonl_trace(bus, cleanup, tmp_path):
     assert codes[:4] == ["ID", "PDID", "CAP", "PDCAP"] and "CHLNG" in codes and "RMAC_I" in codes
     assert {r["dir"] for r in records} == {"tx", "rx"}
     assert KEY.hex() not in path.read_text()
+
+
+def test_usb_adapter_unplugged_and_back(tmp_path, cleanup):
+    """The port disappears under the bus thread and comes back as another device: reopened, online again."""
+    link = tmp_path / "ttyUSB0"
+    bus1 = Bus()
+    link.symlink_to(bus1.port)
+    reader = Reader(bus1, 1)
+    cp = Cp(None, [PdConfig(address=1)], port=str(link), reopen_interval=0.2, offline_after=1.0)
+    try:
+        assert wait_for(lambda: cp.online(1), 6)
+        reader.stop()
+        bus1.close()  # unplugged: the pty hangs up
+        link.unlink()
+        assert wait_for(lambda: cp.runner.port_error, 6)
+        assert str(link) in cp.runner.port_error
+        assert wait_for(lambda: cp.of(ev.Offline), 6)
+        bus2 = Bus()
+        link.symlink_to(bus2.port)
+        reader2 = Reader(bus2, 1)
+        cleanup.append(reader2)
+        back = time.monotonic()
+        assert wait_for(lambda: cp.when(ev.Online, after=back), 6)
+        assert cp.runner.port_error is None
+        reader2.card("01" * 13)
+        assert wait_for(lambda: cp.of(ev.CardRead), 5)[0].bits == "01" * 13
+    finally:
+        cp.stop()
+        for item in list(cleanup):
+            item.stop()
+        cleanup.clear()
+        if "bus2" in locals():
+            bus2.close()
