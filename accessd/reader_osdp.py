@@ -165,6 +165,10 @@ class BusThread:
         log.error("%s; reopening every %g s", exc, self.reopen_interval)
 
     def _events(self, events: list) -> None:
+        for e in events:
+            if isinstance(e, ev.ComChanged) and e.baud != self.port.baud:
+                log.warning("OSDP PD %d moved to %d baud (COMSET); the port follows", e.address, e.baud)
+                self.port.set_baud(e.baud)  # every PD on this bus must be moved too
         if self.tracer is not None:
             rest = []
             for e in events:
@@ -413,6 +417,14 @@ class OsdpReader:
         self.daemon.publish(type_, **fields)
 
     def _on_event(self, e) -> None:
+        if isinstance(e, ev.ComChanged) and e.old_address != e.address and e.old_address in self.readers:
+            r = self.readers.pop(e.old_address)
+            r.address = e.address
+            self.readers[e.address] = r
+            for table in (self._states, self._security, self._tamper):
+                table[e.address] = table.pop(e.old_address)
+            log.warning("OSDP reader %s moved from address %d to %d (COMSET)", r.id, e.old_address, e.address)
+            return
         r = self.readers.get(e.address)
         if r is None:
             return

@@ -618,11 +618,14 @@ class ControlPanel:
         elif isinstance(reply, p.ManufacturerReply):
             self._emit(ev.ManufacturerData(address=a, vendor=reply.vendor, data=reply.data))
         elif isinstance(reply, p.Com) and isinstance(sent, p.ComSet):
-            if reply.address != a:
+            if reply.address != a and reply.address not in self._by_addr:
                 self._by_addr.pop(a)
                 pd.address = reply.address
                 self._by_addr[pd.address] = pd
                 self._decoder.addresses = frozenset(self._by_addr)
+            if self.baud is not None:
+                self.baud = reply.baud
+            self._emit(ev.ComChanged(address=pd.address, old_address=a, baud=reply.baud))
         if handle is not None:
             self._emit(ev.CommandDone(address=a, handle=handle, command=sent.NAME, ok=True))
         if isinstance(sent, p.KeySet) and isinstance(reply, p.Ack):

@@ -102,6 +102,14 @@ class Provisioned(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ComChanged(Event):
+    """The PD acknowledged osdp_COMSET: it now answers at ``address`` and ``baud``."""
+
+    old_address: int
+    baud: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommandDone(Event):
     """Completion of a queued command; ``ok`` False with ``detail`` on NAK/offline."""
 

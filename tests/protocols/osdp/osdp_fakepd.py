@@ -153,7 +153,9 @@ class FakePd:
         if isinstance(cmd, p.LocalStatusRequest):
             return self._reply(frame, self.lstat)
         if isinstance(cmd, p.ComSet):
-            return self._reply(frame, p.Com(address=cmd.address, baud=cmd.baud))
+            out = self._reply(frame, p.Com(address=cmd.address, baud=cmd.baud))
+            self.moved_to = cmd.address
+            return out
         if isinstance(cmd, p.Text):
             return phy.build(self.address, 0x41, b"\x03", sqn=frame.sqn, reply=True) if not up else \
                 self._wrap(0x41, b"\x03", frame.sqn)

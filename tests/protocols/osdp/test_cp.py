@@ -220,6 +220,23 @@ def test_command_queue_completion():
         bus.cp.submit(1, p.Poll())
 
 
+def test_comset_moves_the_pd_to_its_new_address_and_baud():
+    pd = FakePd(1, scbk=KEY)
+    bus = make([pd], [PdConfig(address=1, scbk=KEY)], baud=9600)
+    bus.run(1.0)
+    h = bus.cp.submit(1, p.ComSet(address=9, baud=38400))
+    seen = bus.run(1.1)
+    (moved,) = kinds(seen, ev.ComChanged)
+    assert (moved.old_address, moved.address, moved.baud) == (1, 9, 38400)
+    assert [e.ok for e in kinds(seen, ev.CommandDone) if e.handle == h] == [True]
+    pd.address = pd.moved_to
+    bus.pds = {9: pd}
+    n = len(bus.sent)
+    bus.run(1.5)
+    assert {f.address for _, f in bus.sent[n:]} == {9}
+    assert bus.cp.is_online(9) and bus.cp.is_secure(9) and bus.cp.baud == 38400
+
+
 def test_commands_for_an_offline_pd_fail_at_once():
     bus = make([FakePd(1, scbk=KEY)], [PdConfig(address=1, scbk=KEY)])
     h = bus.cp.submit(1, p.Buzzer())
