@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from . import events as ev
 from . import payloads as p
 from . import phy
-from .errors import CryptogramMismatch, OsdpError, PayloadError, SecureChannelError
+from .errors import CryptogramMismatch, IllegalTransition, OsdpError, PayloadError, SecureChannelError
 from .sc import SCBK_D, SCS_11, SCS_12, SCS_13, SCS_14, Session, handshake_scb
 
 # States
@@ -284,8 +284,6 @@ class ControlPanel:
         """The one place a PD changes state and the events that follow."""
         old = pd.state
         if new not in TRANSITIONS[old]:
-            from .errors import IllegalTransition
-
             raise IllegalTransition(old, new)
         pd.state = new
         if new == ONLINE:

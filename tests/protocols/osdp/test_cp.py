@@ -9,6 +9,7 @@ from protocols.osdp import cp as cpm
 from protocols.osdp import events as ev
 from protocols.osdp import payloads as p
 from protocols.osdp.cp import ControlPanel, PdConfig
+from protocols.osdp.errors import IllegalTransition
 
 
 def make(pds, configs, **kw):
@@ -283,8 +284,9 @@ def test_reply_timeout_accounts_for_wire_time():
 def test_illegal_transition_raises_naming_state_and_event():
     cp = ControlPanel([PdConfig(address=1)], random=Counter(), now=0.0)
     pd = cp._pd(1)
-    with pytest.raises(cpm.IllegalTransition if hasattr(cpm, "IllegalTransition") else Exception, match="id"):
+    with pytest.raises(IllegalTransition, match="no transition from state id on keyset") as exc:
         cp._set_state(pd, cpm.KEYSET, 0.0)
+    assert (exc.value.state, exc.value.event) == ("id", "keyset")
 
 
 @pytest.mark.parametrize("kw,msg", [
