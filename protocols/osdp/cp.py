@@ -303,16 +303,23 @@ class ControlPanel:
             handle, cmd = pd.queue.popleft()
             self._emit(ev.CommandDone(address=pd.address, handle=handle, command=cmd.NAME, ok=False, detail=why))
 
+    def _drop_inflight(self, pd: _Pd, why: str) -> None:
+        """Forget the command on the wire; a queued one completes as failed."""
+        cmd = pd.inflight_cmd
+        pd.inflight = None
+        pd.inflight_cmd = None
+        if cmd is not None and cmd[2] is not None:
+            self._emit(ev.CommandDone(address=pd.address, handle=cmd[2], command=cmd[1].NAME, ok=False, detail=why))
+
     def _restart(self, pd: _Pd, now: float, *, delay: float) -> None:
         """Begin the handshake again from ID with SQN 0 (after ``delay``)."""
         if pd.state == ONLINE:
             self._emit(ev.Offline(address=pd.address, reason="re-handshake"))
+        self._drop_inflight(pd, f"PD {pd.address} re-handshakes")
         if pd.state != ID:
             self._set_state(pd, ID, now)
         pd.sqn = 0
         pd.session = None
-        pd.inflight = None
-        pd.inflight_cmd = None
         pd.resend_raw = False
         pd.next_at = now + delay
         if not pd.announced:
@@ -322,10 +329,9 @@ class ControlPanel:
             self._current = None
 
     def _go_offline(self, pd: _Pd, now: float, reason: str) -> None:
+        self._drop_inflight(pd, f"PD {pd.address} went offline")
         self._set_state(pd, OFFLINE, now)
         pd.session = None
-        pd.inflight = None
-        pd.inflight_cmd = None
         pd.resend_raw = False
         pd.sqn = 0
         pd.announced = False

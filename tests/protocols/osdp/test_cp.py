@@ -238,6 +238,19 @@ def test_comset_moves_the_pd_to_its_new_address_and_baud():
     assert bus.cp.is_online(9) and bus.cp.is_secure(9) and bus.cp.baud == 38400
 
 
+def test_a_command_on_the_wire_when_the_pd_falls_silent_completes_as_failed():
+    pd = FakePd(1, scbk=KEY)
+    bus = make([pd], [PdConfig(address=1, scbk=KEY)])
+    bus.run(1.0)
+    pd.silent = True
+    h1 = bus.cp.submit(1, p.Buzzer())
+    h2 = bus.cp.submit(1, p.Buzzer(count=2))
+    seen = bus.run(10.0)
+    done = {e.handle: e for e in kinds(seen, ev.CommandDone)}
+    assert set(done) == {h1, h2} and not done[h1].ok and not done[h2].ok
+    assert "offline" in done[h1].detail or "left online" in done[h1].detail
+
+
 def test_commands_for_an_offline_pd_fail_at_once():
     bus = make([FakePd(1, scbk=KEY)], [PdConfig(address=1, scbk=KEY)])
     h = bus.cp.submit(1, p.Buzzer())
