@@ -42,6 +42,7 @@ from . import upstream as upstream_mod
 from .decision import Decision, Holder, decide
 from .decision import deny as deny_decision
 from .entrylist import (
+    HOLDER_KEYS,
     EntryList,
     EntryListError,
     ImportFailed,
@@ -57,24 +58,6 @@ log = logging.getLogger(__name__)
 
 IMPORT_IDLE = 120.0  # seconds after which an import session without chunks is abandoned
 COUNTED = ("unknown_credential", "pin_mismatch")  # reasons that count towards a lockout
-HOLDER_PARAMS = (
-    "first_name",
-    "last_name",
-    "notes",
-    "suspended",
-    "valid_from",
-    "valid_to",
-    "uses",
-    "access_time",
-    "conditions",
-    "card",
-    "bit_length",
-    "format",
-    "facility_code",
-    "card_number",
-    "pin",
-    "qr",
-)
 
 
 def reversed_uid(bits: str) -> str | None:
@@ -481,7 +464,7 @@ class Access:
         raw = {}
         for key, value in params.items():
             key = {"fc": "facility_code", "cn": "card_number"}.get(key, key)
-            if key in HOLDER_PARAMS:
+            if key in HOLDER_KEYS:
                 raw[key] = value
             elif key not in ("holder", "generate_pin", "from_latest", "json"):
                 raise CommandError("invalid", f"{command}: unknown parameter {key!r}")

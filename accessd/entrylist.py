@@ -234,9 +234,9 @@ def normalize_holder(raw: dict, *, partial: bool = False) -> dict:
     """
     out: dict = {}
     given = raw
-    if not raw.keys() <= _HOLDER_KEYS:
-        name = sorted(set(raw) - _HOLDER_KEYS)[0]
-        raise InvalidField(name, raw[name], f"one of the holder fields {sorted(_HOLDER_KEYS)}")
+    if not raw.keys() <= HOLDER_KEYS:
+        name = sorted(set(raw) - HOLDER_KEYS)[0]
+        raise InvalidField(name, raw[name], f"one of the holder fields {sorted(HOLDER_KEYS)}")
 
     filled = {k for k, v in given.items() if v is not None and (v.__class__ is not str or v.strip())}
 
@@ -303,7 +303,7 @@ def normalize_holder(raw: dict, *, partial: bool = False) -> dict:
     return out
 
 
-_HOLDER_KEYS = frozenset(
+HOLDER_KEYS = frozenset(
     (
         "first_name",
         "last_name",
