@@ -152,7 +152,7 @@ class BusThread:
                     pass
             if port.is_open and (fd is None or fd in ready):
                 try:
-                    data = port.read()
+                    data = port.read(ready=fd is not None)
                 except PortLost as exc:
                     self._lost(exc)
                     continue
@@ -231,7 +231,7 @@ class BusLoop:
 
     def _readable(self) -> None:
         try:
-            data = self.port.read()
+            data = self.port.read(ready=True)
         except PortLost as exc:
             self._lost(exc)
             return

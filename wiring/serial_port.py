@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 
 import serial
 from serial.rs485 import RS485Settings
@@ -41,6 +42,7 @@ class SerialPort:
         self.exclusive = exclusive
         self._port: serial.SerialBase | None = None
         self.last_error: str | None = None  # why the last open/reopen failed
+        self._fd: int | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def open(self) -> SerialPort:
@@ -66,6 +68,12 @@ class SerialPort:
                 port.close()
                 raise SerialPortError(url, f"kernel RS485 mode not supported by this device ({exc})") from None
         self._port = port
+        try:
+            fd = port.fileno()
+            os.set_blocking(fd, False)
+            self._fd = fd
+        except (AttributeError, NotImplementedError, serial.SerialException, OSError):
+            self._fd = None  # a URL without a file descriptor (loop://, socket://…)
         return self
 
     @staticmethod
@@ -82,6 +90,7 @@ class SerialPort:
 
     def close(self) -> None:
         port, self._port = self._port, None
+        self._fd = None
         if port is not None:
             try:
                 port.close()
@@ -114,19 +123,33 @@ class SerialPort:
         """The file descriptor to wait on, or None for URLs without one (loop://)."""
         if self._port is None:
             raise SerialPortError(self.url, "not open")
-        try:
-            return self._port.fileno()
-        except (AttributeError, NotImplementedError, serial.SerialException, OSError):
-            return None
+        return self._fd
 
-    def read(self) -> bytes:
-        """Whatever is waiting (possibly b""); never blocks."""
+    def read(self, *, ready: bool = False) -> bytes:
+        """Whatever is waiting (possibly b""); never blocks.
+
+        ``ready``: the caller's ``select`` said the port is readable, so no data at
+        all means the device went away (a USB adapter unplugged).
+
+        With a file descriptor (a real device) this is one ``os.read`` on the
+        non-blocking fd: pyserial's ``in_waiting`` ioctl and internal ``select``
+        cost more than the OSDP control panel itself on every poll.
+        """
         port = self._port
         if port is None:
             raise PortLost(self.url, "not open")
+        fd = self._fd
         try:
-            n = port.in_waiting
-            return port.read(n or 1) if n else port.read(1)
+            if fd is None:
+                n = port.in_waiting
+                return port.read(n or 1)
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                return b""
+            if not data and ready:
+                raise OSError(errno.EIO, "readable but no data (device disconnected?)")
+            return data
         except (serial.SerialException, OSError) as exc:
             self.close()
             raise PortLost(self.url, f"lost ({exc})") from None
@@ -135,9 +158,20 @@ class SerialPort:
         port = self._port
         if port is None:
             raise PortLost(self.url, "not open")
+        fd = self._fd
         try:
-            port.write(data)
-            port.flush()
+            if fd is None:
+                port.write(data)
+                port.flush()
+                return
+            view = memoryview(data)
+            while view:
+                try:
+                    n = os.write(fd, view)
+                except BlockingIOError:
+                    select.select([], [fd], [], 0.5)
+                    continue
+                view = view[n:]
         except (serial.SerialException, OSError) as exc:
             self.close()
             raise PortLost(self.url, f"lost while writing ({exc})") from None

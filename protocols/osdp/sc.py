@@ -40,19 +40,72 @@ SCS_15, SCS_16, SCS_17, SCS_18 = 0x15, 0x16, 0x17, 0x18
 KEY_DEFAULT = 0  # SCB data byte of SCS_11/13: 0 = SCBK-D, 1 = SCBK
 
 
+class _Aes:
+    """AES-128 with one ECB context per direction, reused for every block.
+
+    Building a ``Cipher`` costs more than the AES itself; a session does several
+    block operations per poll, so CBC is done here block by block over ECB.
+    Not thread-safe: a session is used by one bus thread.
+    """
+
+    __slots__ = ("_enc", "_dec")
+
+    def __init__(self, key: bytes) -> None:
+        cipher = Cipher(algorithms.AES(bytes(key)), modes.ECB())
+        self._enc = cipher.encryptor()
+        self._dec = cipher.decryptor()
+
+    def encrypt(self, block: bytes) -> bytes:
+        return self._enc.update(block)
+
+    def cbc_encrypt(self, iv: bytes, data: bytes) -> bytes:
+        if len(data) % 16:
+            raise ValueError("CBC data must be whole 16-byte blocks")
+        out = bytearray()
+        prev = int.from_bytes(iv, "big")
+        enc = self._enc.update
+        for i in range(0, len(data), 16):
+            block = enc((int.from_bytes(data[i:i + 16], "big") ^ prev).to_bytes(16, "big"))
+            out += block
+            prev = int.from_bytes(block, "big")
+        return bytes(out)
+
+    def cbc_decrypt(self, iv: bytes, data: bytes) -> bytes:
+        if len(data) % 16:
+            raise ValueError("CBC data must be whole 16-byte blocks")
+        out = bytearray()
+        prev = int.from_bytes(iv, "big")
+        dec = self._dec.update
+        for i in range(0, len(data), 16):
+            block = data[i:i + 16]
+            out += (int.from_bytes(dec(block), "big") ^ prev).to_bytes(16, "big")
+            prev = int.from_bytes(block, "big")
+        return bytes(out)
+
+
+_AES_CACHE: dict[bytes, _Aes] = {}
+
+
+def _aes(key: bytes) -> _Aes:
+    key = bytes(key)
+    aes = _AES_CACHE.get(key)
+    if aes is None:
+        if len(_AES_CACHE) >= 32:  # session keys change on every handshake: keep the cache small
+            _AES_CACHE.clear()
+        aes = _AES_CACHE[key] = _Aes(key)
+    return aes
+
+
 def _ecb(key: bytes, block: bytes) -> bytes:
-    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    return enc.update(block) + enc.finalize()
+    return _aes(key).encrypt(bytes(block))
 
 
 def _cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
-    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _aes(key).cbc_encrypt(iv, data)
 
 
 def _cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
-    dec = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    return dec.update(data) + dec.finalize()
+    return _aes(key).cbc_decrypt(iv, data)
 
 
 def _check_key(name: str, key: bytes) -> None:

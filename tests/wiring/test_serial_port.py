@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import time
 
 import pytest
@@ -31,6 +32,7 @@ def test_read_write_over_a_pty():
     master, name = make_pty()
     with SerialPort(name, baud=9600) as port:
         assert port.read() == b""  # never blocks
+        assert port.read(ready=False) == b""
         os.write(master, b"\x53\x81hello")
         assert read_until(port, 7) == b"\x53\x81hello"
         port.write(b"\xff\x53abc")
@@ -79,9 +81,9 @@ def test_adapter_unplugged_and_back(tmp_path):
     port = SerialPort(str(link)).open()
     os.close(master)  # unplugged: the device hangs up
     with pytest.raises(PortLost, match=f"serial port {link}: lost"):
-        for _ in range(100):
-            port.read()
-            time.sleep(0.01)
+        for _ in range(100):  # as the bus thread does: wait for readiness, then read
+            ready, _, _ = select.select([port.fileno()], [], [], 0.05)
+            port.read(ready=bool(ready))
     assert not port.is_open
     link.unlink()
     assert port.reopen() is False  # still gone

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.osdp import phy, sc
 from protocols.osdp.errors import CryptogramMismatch, MacMismatch, SecureChannelError
@@ -151,3 +153,15 @@ def test_padding():
 def test_wrap_needs_a_session():
     with pytest.raises(SecureChannelError):
         sc.Session(sc.SCBK_D, RND_A).wrap(1, 0x60, sqn=1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=16, max_size=16), st.binary(min_size=16, max_size=16), st.integers(1, 6), st.randoms())
+def test_block_by_block_cbc_matches_the_library_cbc(key, iv, blocks, rnd):
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    data = rnd.randbytes(16 * blocks)
+    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    reference = enc.update(data) + enc.finalize()
+    assert sc._cbc_encrypt(key, iv, data) == reference
+    assert sc._cbc_decrypt(key, iv, reference) == data
