@@ -5,9 +5,9 @@
 ``select()`` on the port with the CP's next deadline as timeout, events handed to
 the event loop with ``call_soon_threadsafe``.  :class:`BusLoop` runs the same CP
 inside the asyncio loop instead; ``benchmarks/bench_osdp.py`` measures both
-(BENCHMARKS.md): equal median card-to-decision latency, but the thread idles at
-less CPU (1.0 % vs 1.4 % of a core) and keeps a lower p99 when the loop is busy
-(26 ms vs 34 ms), so the daemon uses :class:`BusThread`.
+(BENCHMARKS.md): card-to-decision latency is the same within noise, the thread
+idled lower in two of three runs (0.9 % vs 1.5 % of a core) and keeps polling
+while the loop is blocked, so the daemon uses :class:`BusThread`.
 
 What it publishes: ``reader.connecting`` / ``reader.connected`` /
 ``reader.disconnected`` per PD, ``tamper`` on LSTATR tamper/power changes,
@@ -38,6 +38,8 @@ from protocols.osdp import payloads as p
 from protocols.osdp import trace as tr
 from protocols.osdp.cp import ControlPanel, PdConfig
 from wiring.serial_port import PortLost, SerialPort, SerialPortError
+
+from .errors import ConfigError
 
 log = logging.getLogger("accessd.osdp")
 
@@ -339,6 +341,12 @@ class OsdpReader:
         self.bus: BusThread | BusLoop | None = None
         self.port: SerialPort | None = None
         self.tracer: Tracer | None = None
+        if cfg.trace:
+            try:
+                self.tracer = Tracer(cfg.trace, cfg.trace_format)
+            except OSError as exc:
+                raise ConfigError("reader.osdp.trace", f"cannot open the packet trace {cfg.trace}: {exc.strerror}") \
+                    from None
         self._pin_timer = None
         self._states: dict[int, str] = {a: "connecting" for a in addresses}
         self._security: dict[int, str | None] = {a: None for a in addresses}
@@ -358,8 +366,6 @@ class OsdpReader:
         self.cp = ControlPanel(pds, random=os.urandom, now=self.daemon.clock(), poll_interval=cfg.poll_interval,
                                reply_timeout=cfg.reply_timeout, offline_after=cfg.offline_after, baud=cfg.baud,
                                trace=cfg.trace is not None)
-        if cfg.trace:
-            self.tracer = Tracer(cfg.trace, cfg.trace_format)
         self.port = SerialPort(cfg.port, baud=cfg.baud, rs485=cfg.rs485)
         try:
             self.port.open()

@@ -20,7 +20,7 @@ per poll, 14 ms at this speed).
 
 Latency: from ``submit_event`` of a card on the reader to the CP's application
 code seeing its bits (CLOCK_MONOTONIC in both processes), CARDS cards per peer at
-random phases.  Idle CPU: the CP process's user+system time over IDLE seconds,
+random phases.  Idle CPU: the CP process's user+system time over IDLE (10) seconds,
 online and polling, no cards, in % of one core.
 
 Run: ``.venv/bin/python benchmarks/bench_osdp.py`` (about 2 minutes).
@@ -45,7 +45,7 @@ import osdp
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = Path(__file__).resolve().parent / ".venvs"
 CARDS = 100
-IDLE = 5.0
+IDLE = 10.0
 KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 BAUD = 115200
 

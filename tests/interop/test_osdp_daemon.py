@@ -102,3 +102,16 @@ def test_missing_port_is_reported_and_status_says_not_connected(daemon_factory):
     assert "/dev/ttyNOSUCH0" in st["port_error"] and "not found" in st["port_error"]
     assert "/dev/ttyNOSUCH0" in d.log()
     assert d.stop() == 0
+
+
+def test_unwritable_trace_is_a_config_error_naming_the_key(daemon_factory, tmp_path):
+    d = daemon_factory(f'[reader]\nprotocol = "osdp"\n[reader.osdp]\nport = "/dev/ttyNOSUCH0"\n'
+                       f'trace = "{tmp_path}/no/such/dir/trace.jsonl"\n', start=False)
+    try:
+        d.start(timeout=10)
+    except RuntimeError as exc:
+        text = str(exc)
+    else:  # pragma: no cover - the daemon must refuse
+        d.stop()
+        text = ""
+    assert "exited with 2" in text and "reader.osdp.trace" in text
