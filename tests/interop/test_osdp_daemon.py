@@ -115,3 +115,26 @@ def test_unwritable_trace_is_a_config_error_naming_the_key(daemon_factory, tmp_p
         d.stop()
         text = ""
     assert "exited with 2" in text and "reader.osdp.trace" in text
+
+
+def test_two_readers_on_one_bus_through_the_daemon(daemon_factory):
+    bus = Bus()
+    first, second = Reader(bus, 1), Reader(bus, 2)
+    try:
+        d = daemon_factory(f'[reader]\nprotocol = "osdp"\nid = "door1"\n'
+                           f'[reader.osdp]\nport = "{bus.port}"\nbaud = 115200\naddress = 1\naddresses = [2]\n')
+        both = lambda: {k: v["state"] for k, v in d.result("status")["readers"].items()}  # noqa: E731
+        assert wait_for(lambda: both() == {"door1": "connected", "door1.2": "connected"}, 8, step=0.1), both()
+        second.card(LIBRARY.encode("H10301", facility_code=1, card_number=2))
+        reads = wait_for(lambda: events(d, "credential.read"), 6, step=0.05)
+        assert reads[0]["reader"] == "door1.2" and reads[0]["credential"]["card_number"] == 2
+        denied = wait_for(lambda: events(d, "access.denied"), 6, step=0.05)
+        assert denied[0]["reader"] == "door1.2"
+        # the red LED went to the reader that read the card, not to its neighbour
+        assert wait_for(lambda: osdp.CommandLEDColor.Red in led_colors(second), 5)
+        assert not led_colors(first)
+        assert d.stop() == 0
+    finally:
+        first.stop()
+        second.stop()
+        bus.close()
