@@ -543,8 +543,12 @@ class ControlPanel:
                 return
             if pd.use_default_key:
                 self._set_state(pd, KEYSET, now)
-            else:
-                self._set_state(pd, ONLINE, now)
+                return
+            if pd.cfg.install_mode and not pd.provisioned:
+                # install mode, but the PD already holds the configured key: it is provisioned
+                pd.provisioned = True
+                self._emit(ev.Provisioned(address=pd.address))
+            self._set_state(pd, ONLINE, now)
             return
         if state == KEYSET:
             if isinstance(reply, p.Ack):

@@ -80,6 +80,15 @@ def test_install_mode_keyset_carries_the_configured_key_and_reports_provisioned(
     assert keyset.scb_type == 0x17 and KEY not in keyset.raw
 
 
+def test_install_mode_with_a_pd_that_already_has_the_key():
+    pd = FakePd(1, scbk=KEY)  # provisioned before, but this CP has no record of it
+    bus = make([pd], [PdConfig(address=1, scbk=KEY, install_mode=True)])
+    seen = bus.run(4.0)
+    assert bus.cp.is_online(1) and bus.cp.is_secure(1)
+    assert pd.keyset is None  # never re-keyed
+    assert len(kinds(seen, ev.Provisioned)) == 1 and bus.cp.info(1)["provisioned"]
+
+
 def test_wrong_key_is_reported_once_and_never_online():
     bus = make([FakePd(1, scbk=bytes(16))], [PdConfig(address=1, scbk=KEY)])
     seen = bus.run(20.0)
