@@ -96,12 +96,7 @@ class Access:
         # lockouts in memory for the hot path; the database keeps them across restarts
         self._lockouts = dict(self.store.state.execute("SELECT reader, until FROM reader_lockouts WHERE until > ?", (time.time(),)))
         self._failing = {r for (r,) in self.store.state.execute("SELECT DISTINCT reader FROM reader_failures")}
-        try:
-            from protocols.wiegand.formats import LIBRARY
-
-            self.formats = getattr(daemon, "formats", None) or LIBRARY
-        except ImportError:  # pragma: no cover - the format library is part of the package
-            self.formats = None
+        self.formats = daemon.formats
         daemon.access = self
         for name, handler, mutating in (
             ("check-credential", self.cmd_check, False),

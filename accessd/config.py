@@ -274,16 +274,24 @@ class Config:
         _check_pins(self)
         _check_wiegand_names(self)
 
+    def format_library(self):
+        """The built-in card formats plus the custom ``[[formats]]``."""
+        from protocols.wiegand.errors import FormatDefinitionError
+        from protocols.wiegand.formats import LIBRARY, custom_format
+
+        if not self.formats:
+            return LIBRARY
+        try:
+            return LIBRARY.with_formats(custom_format(**{f.name: getattr(c, f.name) for f in fields(c)}) for c in self.formats)
+        except FormatDefinitionError as exc:
+            raise ConfigError("formats", str(exc)) from None
+
 
 def _check_wiegand_names(cfg: Config) -> None:
     """reader.wiegand's format, preference and convert_to name built-in or [[formats]] formats."""
-    from protocols.wiegand.errors import FormatDefinitionError, UnknownFormat
-    from protocols.wiegand.formats import LIBRARY, custom_format
+    from protocols.wiegand.errors import UnknownFormat
 
-    try:
-        lib = LIBRARY.with_formats(custom_format(**{f.name: getattr(c, f.name) for f in fields(c)}) for c in cfg.formats)
-    except FormatDefinitionError as exc:
-        raise ConfigError("formats", str(exc)) from None
+    lib = cfg.format_library()
     w = cfg.reader.wiegand
     for key, names in (("format", [] if w.format.lower() == "auto" else [w.format]), ("preference", w.preference),
                        ("convert_to", [w.convert_to] if w.convert_to else [])):

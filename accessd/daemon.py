@@ -12,6 +12,7 @@ Integration contract for components (each module in :data:`COMPONENTS` has
 
 * ``daemon.config`` (:class:`~accessd.config.Config`), ``daemon.loop``, ``daemon.state_dir``
   (:class:`pathlib.Path`), ``daemon.pin_factory`` (gpiozero factory), ``daemon.mock``;
+* ``daemon.formats``: the card format library (built-ins plus ``[[formats]]``);
 * ``daemon.clock()`` monotonic seconds;
 * ``daemon.publish(type, **fields) -> dict`` (loop thread) and ``publish_threadsafe``;
 * ``daemon.register_command(name, handler, *, mutating=False)``: ``handler(params)``
@@ -98,6 +99,7 @@ class Daemon:
         self.state_dir = Path(d.state_dir)
         self.mock = d.pin_factory == "mock"
         self.tz = device_tz(d.timezone)
+        self.formats = config.format_library()
         self.pin_factory = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.log = EventLog(self.state_dir / "events.db", capacity=d.event_capacity, flush_interval=d.flush_interval)

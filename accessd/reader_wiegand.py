@@ -26,8 +26,7 @@ frame has been decided.  Because that thread can be paused by the OS for a few
 milliseconds on a busy machine (a real reader is never paused), the end-of-frame
 floor is at least 30 ms on mock GPIO; hardware uses ``frame_floor`` as set.
 
-``create(daemon)`` also sets ``daemon.formats``: the format library with the
-custom formats of ``[[formats]]`` (the access component decodes with it).
+Cards are decoded with ``daemon.formats``: the built-ins plus the config's ``[[formats]]``.
 """
 
 from __future__ import annotations
@@ -35,20 +34,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import fields
 
 from protocols.credential import Credential
 from protocols.keypad import InvalidKey, PinAssembler, PinEntered, PinTimeout
 from protocols.wiegand.convert import convert
 from protocols.wiegand.decoder import Discarded, EdgeDecoder, Frame, Glitch, Timing
-from protocols.wiegand.errors import FormatDefinitionError, KeypressError, UnknownFormat, WiegandError
+from protocols.wiegand.errors import KeypressError, UnknownFormat, WiegandError
 from protocols.wiegand.formats import (
-    LIBRARY,
     RAW,
     FormatLibrary,
     bits_to_hex,
     check_bits,
-    custom_format,
     hex_to_bits,
 )
 from protocols.wiegand.keypress import KEYS, KeypressFormat
@@ -65,22 +61,7 @@ MOCK_FLOOR = 0.03  # end-of-frame floor on mock GPIO (see WiegandComponent.__ini
 STUCK_AFTER = 0.5  # seconds a data line may stay low before the reader counts as disconnected
 
 
-def build_library(config) -> FormatLibrary:
-    """The built-in formats plus the config's ``[[formats]]``."""
-    extra = []
-    for i, f in enumerate(getattr(config, "formats", ()) or ()):
-        try:
-            extra.append(custom_format(**{x.name: getattr(f, x.name) for x in fields(f)}))
-        except FormatDefinitionError as exc:
-            raise ConfigError(f"formats[{i}]", str(exc)) from None
-    try:
-        return LIBRARY.with_formats(extra) if extra else LIBRARY
-    except FormatDefinitionError as exc:
-        raise ConfigError("formats", str(exc)) from None
-
-
 def create(daemon):
-    daemon.formats = build_library(daemon.config)
     if daemon.config.reader.protocol != "wiegand":
         return None
     return WiegandComponent(daemon, daemon.formats)

@@ -21,10 +21,9 @@ def _library(args) -> FormatLibrary:
         return LIBRARY
     from ..config import load_config
     from ..errors import ConfigError
-    from ..reader_wiegand import build_library
 
     try:
-        return build_library(load_config(path))
+        return load_config(path).format_library()
     except ConfigError as exc:
         raise fail(f"--config: {exc}") from None
 

@@ -124,6 +124,7 @@ class Access:
 class FakeDaemon:
     def __init__(self, toml: dict, *, mock=True):
         self.config = parse_config(toml)
+        self.formats = self.config.format_library()
         self.pin_factory = MockFactory()
         self.mock = mock
         self.access = Access()
@@ -161,7 +162,7 @@ def run_component(toml, body, *, mock=True):
 WIEGAND = {"reader": {"protocol": "wiegand", "wiegand": {**PINS}}}
 
 
-def test_create_is_none_unless_wiegand_but_sets_formats():
+def test_create_is_none_unless_wiegand_and_custom_formats_reach_the_library():
     daemon = FakeDaemon({"formats": [{"name": "Site40", "bit_length": 40, "cn_position": 1, "cn_size": 38,
                                       "start_parity": "Even", "stop_parity": "Odd"}]})
     assert create(daemon) is None
