@@ -478,17 +478,15 @@ class OsdpReader:
         """Wire-order bits → a card credential, decoded with the daemon's format library
         (built-ins plus ``[[formats]]``) when a format fits; OSDP readers often send raw
         UIDs, which are presented as they are."""
-        library = getattr(self.daemon, "formats", None)
         decoded: dict = {}
-        if library is not None:
-            try:
-                d = library.decode(bits)
-            except Exception:  # noqa: BLE001 - decoding is a courtesy; the bits are the credential
-                log.debug("no card format decoded %s", bits, exc_info=True)
-            else:
-                c = d.chosen if d.ok else None
-                if c is not None and c.format != "Raw":
-                    decoded = dict(format=c.format, facility_code=c.facility_code, card_number=c.card_number)
+        try:
+            d = self.daemon.formats.decode(bits)
+        except Exception:  # noqa: BLE001 - decoding is a courtesy; the bits are the credential
+            log.debug("no card format decoded %s", bits, exc_info=True)
+        else:
+            c = d.chosen if d.ok else None
+            if c is not None and c.format != "Raw":
+                decoded = dict(format=c.format, facility_code=c.facility_code, card_number=c.card_number)
         return Credential(kind="card", bits=bits, **decoded)
 
     def _keys(self, r: _Reader, keys: str) -> None:
