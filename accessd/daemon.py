@@ -19,8 +19,8 @@ Integration contract for components (each module in :data:`COMPONENTS` has
   returns a dict or an awaitable of one, or raises :class:`~accessd.errors.CommandError`;
 * ``daemon.register_status(name, fn)``: ``status[name] = fn()``; a dotted name such as
   ``counts.holders`` nests;
-* hooks: ``daemon.access`` (``present(credential, reader_id)``, ``deny(reason, reader_id,
-  **fields)``), ``daemon.door`` (``grant(*, seconds, holder, reader)``, ``unlock(seconds)``,
+* hooks: ``daemon.access`` (set by :mod:`accessd.access`: ``present(credential, reader_id)``,
+  ``deny(reason, reader_id, **fields)``), ``daemon.door`` (``grant(*, seconds, holder, reader)``, ``unlock(seconds)``,
   ``lock()``), ``daemon.readers`` (reader id → object with ``feedback(granted)`` and
   ``status()``).
 """
@@ -48,7 +48,12 @@ from .timeutil import device_tz, parse_time
 log = logging.getLogger("accessd")
 
 # Component modules in start order (the door first: it locks the relay).
-COMPONENTS: tuple[str, ...] = ("accessd.doorctl", "accessd.reader_wiegand", "accessd.reader_osdp", "accessd.access",)
+COMPONENTS: tuple[str, ...] = (
+    "accessd.doorctl",  # relay, inputs, door: its constructor locks the relay first
+    "accessd.reader_wiegand",
+    "accessd.reader_osdp",
+    "accessd.access",  # entry list and decisions: daemon.access
+)
 
 
 def make_pin_factory(name: str):
@@ -74,24 +79,6 @@ def make_pin_factory(name: str):
     raise ValueError(f"unknown pin factory {name!r}")
 
 
-class DefaultAccess:
-    """Until an entry list is configured every credential is unknown."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-
-    def present(self, credential, reader: str) -> None:
-        cred = credential.to_json()
-        self.daemon.publish("credential.read", credential=cred, reader=reader)
-        self.deny("unknown_credential", reader, credential=cred, holder=None)
-
-    def deny(self, reason: str, reader: str, **fields) -> None:
-        self.daemon.publish("access.denied", reason=reason, reader=reader, **fields)
-        feedback = getattr(self.daemon.readers.get(reader), "feedback", None)
-        if feedback is not None:
-            feedback(False)
-
-
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -108,7 +95,7 @@ class Daemon:
         )
         self.server.greeting = encode({"accessd": __version__, "protocol": 1})
         self.notifier = Notifier()
-        self.access = DefaultAccess(self)
+        self.access = None  # set by the entry-list component (accessd.access)
         self.door = None
         self.readers: dict = {}
         self.components: list = []
