@@ -190,12 +190,11 @@ class Access:
         if holder is not None or credential.kind != "card" or credential.format is not None:
             return holder
         # Not decoded by the reader: try each format that reads these bits with good parity.
-        if self.formats is not None:
-            for match in self.formats.matches(credential.bits):
-                if match.parity_ok is not False and match.card_number is not None:
-                    holder = self.store.find_card(None, match.format, match.facility_code, match.card_number)
-                    if holder is not None:
-                        return holder
+        for match in self.formats.matches(credential.bits):
+            if match.parity_ok is not False and match.card_number is not None:
+                holder = self.store.find_card(None, match.format, match.facility_code, match.card_number)
+                if holder is not None:
+                    return holder
         return None
 
     def _wait_for_pin(self, credential: Credential, holder: Holder, reader: str):
@@ -347,25 +346,15 @@ class Access:
             self.latest.appendleft((time.time(), reader, credential))
 
     def _latest_entry(self, ts: float, reader: str, credential: Credential) -> dict:
-        entry: dict = {"time": _iso(ts), "reader": reader, "kind": credential.kind}
+        entry: dict = {"time": _iso(ts), "reader": reader, **credential.to_json()}
         if credential.kind == "card":
-            entry.update(
-                bit_length=credential.bit_length,
-                bits=credential.bits,
-                hex=credential.hex,
-                format=credential.format,
-                facility_code=credential.facility_code,
-                card_number=credential.card_number,
-                reversed_uid=reversed_uid(credential.bits),
-            )
-            if credential.format is None and self.formats is not None:
+            entry.update(bits=credential.bits, reversed_uid=reversed_uid(credential.bits))
+            if credential.format is None:
                 with contextlib.suppress(Exception):
                     chosen = self.formats.decode(credential.bits).chosen
                     if chosen is not None and chosen.parity_ok is not False:
                         entry.update(format=chosen.format, facility_code=chosen.facility_code,
                                      card_number=chosen.card_number)
-        else:
-            entry["qr"] = credential.qr
         return entry
 
     def _locked(self, reader: str, now: float) -> bool:
@@ -464,12 +453,11 @@ class Access:
             elif key not in ("holder", "generate_pin", "from_latest", "json"):
                 raise CommandError("invalid", f"{command}: unknown parameter {key!r}")
         if raw.get("format"):
-            if self.formats is not None:
-                try:
-                    raw["format"] = self.formats.canonical(str(raw["format"]))
-                except Exception:
-                    names = ", ".join(self.formats.names)
-                    raise CommandError("invalid", f"{command}: format: expected one of {names}, got {raw['format']!r}") from None
+            try:
+                raw["format"] = self.formats.canonical(str(raw["format"]))
+            except Exception:
+                names = ", ".join(self.formats.names)
+                raise CommandError("invalid", f"{command}: format: expected one of {names}, got {raw['format']!r}") from None
         if params.get("from_latest"):
             if any(raw.get(k) is not None for k in ("card", "bit_length", "format", "facility_code", "card_number")):
                 raise CommandError("invalid", f"{command}: from_latest: give either a card or from_latest")
