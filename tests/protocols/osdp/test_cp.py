@@ -347,6 +347,7 @@ from protocols.osdp import phy  # noqa: E402
               st.integers(0, 15), st.integers(0, 255)),
 ), max_size=8))
 @example([b"S\x81\x08\x00\x04@\x08\x06"] * 2)  # two forged ACKs with SQN 0: "the PD restarted", twice
+@example([b"S\x81\x08\x00\x07@["])  # a partial plaintext ACK completed by the PD's real reply
 def test_hostile_bytes_never_crash_the_cp_and_it_recovers(chunks):
     pd = FakePd(1, scbk=KEY)
     bus = make([pd], [PdConfig(address=1, scbk=KEY)])
@@ -358,6 +359,7 @@ def test_hostile_bytes_never_crash_the_cp_and_it_recovers(chunks):
         bus.cp.tick(t)
         t += 0.001
     bus.now = t
+    bus.run(t + 0.25)  # the injected bytes meet the PD's next reply (a partial frame completes)
     end = t + 12.0  # worst case: a forged reply broke the session → offline → re-handshake
     while not (bus.cp.is_online(1) and bus.cp.is_secure(1)) and bus.now < end:
         bus.run(bus.now + 0.25)
