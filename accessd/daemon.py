@@ -42,7 +42,7 @@ from .errors import CommandError
 from .eventlog import EventLog
 from .events import Event
 from .sdnotify import Notifier
-from .server import Server, encode, inherited_socket
+from .server import Server, inherited_socket
 from .timeutil import device_tz, parse_time
 
 log = logging.getLogger("accessd")
@@ -91,9 +91,9 @@ class Daemon:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.log = EventLog(self.state_dir / "events.db", capacity=d.event_capacity, flush_interval=d.flush_interval)
         self.server = Server(
-            max_clients=d.max_clients, queue_size=d.subscriber_queue, max_request=d.max_request, admin_group=d.admin_group
+            max_clients=d.max_clients, queue_size=d.subscriber_queue, max_request=d.max_request,
+            admin_group=d.admin_group, version=__version__,
         )
-        self.server.greeting = encode({"accessd": __version__, "protocol": 1})
         self.notifier = Notifier()
         self.access = None  # set by the entry-list component (accessd.access)
         self.door = None

@@ -211,6 +211,7 @@ class Server:
         queue_size: int = 1024,
         max_request: int = 65536,
         admin_group: str | None = None,
+        version: str = "?",
     ) -> None:
         self.max_clients = max_clients
         self.queue_size = queue_size
@@ -222,7 +223,7 @@ class Server:
         self._server: asyncio.AbstractServer | None = None
         self.path: str | None = None
         self._owns_path = False
-        self.greeting = encode({"accessd": "?", "protocol": PROTOCOL})
+        self.greeting = encode({"accessd": version, "protocol": PROTOCOL})
 
     def register(self, name: str, handler: Handler, *, mutating: bool = False) -> None:
         if name in self.commands:
