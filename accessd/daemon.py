@@ -39,7 +39,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config
 from .errors import CommandError
-from .eventlog import EventLog
+from .eventlog import PAGE_MAX, EventLog
 from .events import Event
 from .sdnotify import Notifier
 from .server import Server, inherited_socket
@@ -191,7 +191,7 @@ class Daemon:
             return self.log.query(**query)
 
         rows = await self.loop.run_in_executor(None, run)
-        return {"events": rows, "last_seq": self._seq, "more": len(rows) == max(1, min(query["limit"], 10_000))}
+        return {"events": rows, "last_seq": self._seq, "more": len(rows) == max(1, min(query["limit"], PAGE_MAX))}
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, *, signals: bool = True) -> None:
