@@ -3,8 +3,9 @@
 Start order: the components are constructed in :data:`COMPONENTS` order — the door
 component first, whose constructor drives the relay to its normal (locked) state before
 anything else exists — then the event log is opened and checked, the socket is bound,
-and each component's ``start()`` runs.  SIGTERM/SIGINT stop in reverse order: the
-relay goes to normal, the log is flushed, the socket is removed.
+and each component's ``start()`` runs.  SIGTERM/SIGINT stop the door first (the relay
+goes to normal at once, whatever the other components do), then the others in reverse
+order; then the log is flushed and the socket removed.
 
 Integration contract for components (each module in :data:`COMPONENTS` has
 ``create(daemon) -> component | None``; a component may have ``async start()``,
@@ -255,7 +256,9 @@ class Daemon:
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         if self._logging:
             self.publish("system.stopping", pid=os.getpid())
-        for component in reversed(self.components):
+        # the door first (relay to normal at once), then the others in reverse start order
+        door_first = sorted(reversed(self.components), key=lambda c: c is not self.door)
+        for component in door_first:
             stop = getattr(component, "stop", None)
             if stop is None:
                 continue

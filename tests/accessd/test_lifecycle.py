@@ -103,3 +103,35 @@ def test_corrupt_log_is_reported_and_the_daemon_serves(daemon_factory, tmp_path)
     types = [e["type"] for e in d.result("events")["events"]]
     assert types[0] == "system.log_corrupt" and "system.started" in types
     assert "corrupt" in d.log()
+
+
+def test_shutdown_locks_the_relay_before_stopping_the_other_components(tmp_path):
+    import asyncio
+    import tomllib
+
+    from accessd.config import parse_config
+    from accessd.daemon import Daemon
+
+    config = parse_config(tomllib.loads(
+        f'[daemon]\nsocket = "{tmp_path}/s.sock"\nstate_dir = "{tmp_path}/state"\npin_factory = "mock"\n'
+    ))
+    daemon = Daemon(config)
+    seen = []
+
+    class SlowToStop:
+        async def stop(self):
+            seen.append(daemon.door.relay.unlocked)  # what the lock is doing while we dawdle
+            await asyncio.sleep(0.2)
+
+    async def main():
+        task = asyncio.create_task(daemon.run(signals=False))
+        while daemon.server._server is None:
+            await asyncio.sleep(0.01)
+        daemon.components.append(SlowToStop())  # stops first in reverse order, were it not for the door
+        daemon.door.unlock(30)
+        assert daemon.door.relay.unlocked
+        daemon.request_stop()
+        await task
+
+    asyncio.run(main())
+    assert seen == [False]
