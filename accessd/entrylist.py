@@ -462,6 +462,20 @@ def _epoch() -> int:
     return secrets.randbits(62)
 
 
+INSERT_HOLDER = (
+    "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
+    " access_time, conditions, uses_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _holder_columns(f: dict) -> tuple:
+    """A holder's own columns, in INSERT_HOLDER's and the staging table's order."""
+    return (
+        f["first_name"], f.get("last_name", ""), f.get("notes", ""), int(f.get("suspended", False)),
+        f.get("valid_from"), f.get("valid_to"), f.get("uses"), f.get("access_time"), f.get("conditions"),
+    )
+
+
 class EntryList:
     """The entry list of one door.  Use from one thread (the daemon's loop)."""
 
@@ -662,23 +676,7 @@ class EntryList:
 
     def _insert_holder(self, fields: dict, line: int | None = None, holder_id: int | None = None) -> int:
         try:
-            cur = self.conn.execute(
-                "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-                " access_time, conditions, uses_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    holder_id,
-                    fields["first_name"],
-                    fields.get("last_name", ""),
-                    fields.get("notes", ""),
-                    int(fields.get("suspended", False)),
-                    fields.get("valid_from"),
-                    fields.get("valid_to"),
-                    fields.get("uses"),
-                    fields.get("access_time"),
-                    fields.get("conditions"),
-                    _epoch(),
-                ),
-            )
+            cur = self.conn.execute(INSERT_HOLDER, (holder_id, *_holder_columns(fields), _epoch()))
         except sqlite3.IntegrityError:
             raise DuplicateCredential("first_name", fields["first_name"], fields["first_name"], line) from None
         return cur.lastrowid
@@ -929,21 +927,7 @@ class EntryList:
         conn = self.conn
         holders, cards, pins, qrs = [], [], [], []
         for _, f, hid in batch:
-            holders.append(
-                (
-                    hid,
-                    f["first_name"],
-                    f.get("last_name", ""),
-                    f.get("notes", ""),
-                    int(f.get("suspended", False)),
-                    f.get("valid_from"),
-                    f.get("valid_to"),
-                    f.get("uses"),
-                    f.get("access_time"),
-                    f.get("conditions"),
-                    _epoch(),
-                )
-            )
+            holders.append((hid, *_holder_columns(f), _epoch()))
             card = f.get("card")
             if card is not None:
                 cards.append((hid, *card))
@@ -955,11 +939,7 @@ class EntryList:
                 qrs.append((hid, qr))
         conn.execute("SAVEPOINT batch")
         try:
-            conn.executemany(
-                "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-                " access_time, conditions, uses_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                holders,
-            )
+            conn.executemany(INSERT_HOLDER, holders)
             conn.executemany(
                 "INSERT INTO credentials (holder_id, kind, card_hex, bit_length, format, facility_code, card_number)"
                 " VALUES (?, 'card', ?, ?, ?, ?, ?)",
@@ -1189,23 +1169,7 @@ def stage_rows(conn: sqlite3.Connection, rows: Iterable[tuple[int, dict]]) -> No
         if isinstance(pin, str):
             raise ValueError("hash the PIN before staging a row")
         card = f.get("card") or (None, None, None, None, None)
-        out.append(
-            (
-                line,
-                f["first_name"],
-                f.get("last_name", ""),
-                f.get("notes", ""),
-                int(f.get("suspended", False)),
-                f.get("valid_from"),
-                f.get("valid_to"),
-                f.get("uses"),
-                f.get("access_time"),
-                f.get("conditions"),
-                *card,
-                pin,
-                f.get("qr"),
-            )
-        )
+        out.append((line, *_holder_columns(f), *card, pin, f.get("qr")))
     conn.execute("BEGIN")
     conn.executemany(f"INSERT INTO staged VALUES ({', '.join('?' * len(STAGING_COLUMNS))})", out)
     conn.execute("COMMIT")
