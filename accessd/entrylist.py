@@ -303,26 +303,10 @@ def normalize_holder(raw: dict, *, partial: bool = False) -> dict:
     return out
 
 
-HOLDER_KEYS = frozenset(
-    (
-        "first_name",
-        "last_name",
-        "notes",
-        "suspended",
-        "valid_from",
-        "valid_to",
-        "uses",
-        "access_time",
-        "conditions",
-        "card",
-        "bit_length",
-        "format",
-        "facility_code",
-        "card_number",
-        "pin",
-        "qr",
-    )
+HOLDER_COLUMNS = (
+    "first_name", "last_name", "notes", "suspended", "valid_from", "valid_to", "uses", "access_time", "conditions",
 )
+HOLDER_KEYS = frozenset((*HOLDER_COLUMNS, "card", "bit_length", "format", "facility_code", "card_number", "pin", "qr"))
 
 
 def _normalize_card(given: dict) -> tuple | None:
@@ -695,21 +679,7 @@ class EntryList:
         fields = normalize_holder(raw, partial=True)
         with self._transaction():
             holder = self.get(ident)
-            columns = [
-                k
-                for k in (
-                    "first_name",
-                    "last_name",
-                    "notes",
-                    "suspended",
-                    "valid_from",
-                    "valid_to",
-                    "uses",
-                    "access_time",
-                    "conditions",
-                )
-                if k in fields
-            ]
+            columns = [k for k in HOLDER_COLUMNS if k in fields]
             merged_from = fields.get("valid_from", holder.valid_from)
             merged_to = fields.get("valid_to", holder.valid_to)
             if merged_from and merged_to:
