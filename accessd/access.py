@@ -145,8 +145,13 @@ class Access:
         """A credential read at ``reader`` (loop thread).
 
         Returns the :class:`Decision`, or a future of it when the decision waits
-        (for a PIN after a card, or for the upstream controller).
+        (for a PIN after a card, or for the upstream controller).  Subscribers get the
+        events after the relay has moved.
         """
+        with self.daemon.relay_first():
+            return self._present(credential, reader)
+
+    def _present(self, credential: Credential, reader: str):
         self._remember(credential, reader)
         cred_json = credential.to_json()
         self.daemon.publish("credential.read", credential=cred_json, reader=reader)

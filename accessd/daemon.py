@@ -16,6 +16,7 @@ Integration contract for components (each module in :data:`COMPONENTS` has
 * ``daemon.formats``: the card format library (built-ins plus ``[[formats]]``);
 * ``daemon.clock()`` monotonic seconds;
 * ``daemon.publish(type, **fields) -> dict`` (loop thread) and ``publish_threadsafe``;
+  ``with daemon.relay_first():`` holds the fan-out to subscribers until the block ends;
 * ``daemon.register_command(name, handler, *, mutating=False)``: ``handler(params)``
   returns a dict or an awaitable of one, or raises :class:`~accessd.errors.CommandError`;
 * ``daemon.register_status(name, fn)``: ``status[name] = fn()``; a dotted name such as
@@ -29,6 +30,7 @@ Integration contract for components (each module in :data:`COMPONENTS` has
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
@@ -104,6 +106,7 @@ class Daemon:
         self._seq = 0
         self._early: list[tuple[float, str, dict]] = []  # published before the log opened
         self._logging = False
+        self._held: list[dict] | None = None  # events whose fan-out waits (relay_first)
         self._stop: asyncio.Event | None = None
         self.started = time.time()
         self.log_corrupt = None
@@ -122,8 +125,26 @@ class Daemon:
         event = Event(seq=self._seq, ts=time.time(), type=type, fields=fields)
         self.log.append(event)
         data = event.to_json()
-        self.server.publish(data)
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self.server.publish(data)
         return data
+
+    @contextlib.contextmanager
+    def relay_first(self):
+        """Events published inside are numbered and logged at once but reach subscribers
+        only on the way out: the reader path moves the relay before any fan-out."""
+        if self._held is not None:  # nested: the outer block sends
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for data in held:
+                self.server.publish(data)
 
     def publish_threadsafe(self, type: str, **fields) -> None:  # noqa: A002
         self.loop.call_soon_threadsafe(lambda: self.publish(type, **fields))

@@ -135,3 +135,24 @@ def test_shutdown_locks_the_relay_before_stopping_the_other_components(tmp_path)
 
     asyncio.run(main())
     assert seen == [False]
+
+
+def test_relay_first_holds_the_fan_out_until_the_block_ends(tmp_path):
+    import tomllib
+
+    from accessd.config import parse_config
+    from accessd.daemon import Daemon
+
+    daemon = Daemon(parse_config(tomllib.loads(f'[daemon]\nstate_dir = "{tmp_path}"\npin_factory = "mock"\n')))
+    daemon._logging = True  # as after start: events are numbered and logged
+    sent = []
+    daemon.server.publish = sent.append
+    with daemon.relay_first():
+        daemon.publish("credential.read", reader="r1")
+        with daemon.relay_first():  # nested: still held
+            daemon.publish("access.granted", reader="r1")
+        assert sent == []  # nothing reached subscribers while the relay is being moved
+        daemon.publish("door.unlocked", reason="granted")
+    assert [(e["seq"], e["type"]) for e in sent] == [(1, "credential.read"), (2, "access.granted"), (3, "door.unlocked")]
+    daemon.publish("door.locked", reason="timeout")
+    assert sent[-1]["type"] == "door.locked"  # outside the block: at once
