@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test fuzz soak lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+fuzz: $(STAMP)
+	ACCESSD_FUZZ_EXAMPLES=1000000 $(BIN)/python -m pytest -m fuzz
+
+soak: $(STAMP)
+	ACCESSD_SOAK_SECONDS=600 $(BIN)/python -m pytest -m soak
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

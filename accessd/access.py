@@ -36,7 +36,7 @@ from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
-from protocols.credential import Credential
+from accessd.protocols.credential import Credential
 
 from . import upstream as upstream_mod
 from .decision import Decision, Holder, decide

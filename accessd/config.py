@@ -155,7 +155,7 @@ class WiegandConfig:
         for key in self.key_map:
             if key not in "0123456789*#" or len(key) != 1:
                 raise ConfigError(f"{path}.key_map.{key}", "expected a key 0-9, * or #")
-        from protocols.wiegand.keypress import KeypressFormat
+        from accessd.protocols.wiegand.keypress import KeypressFormat
 
         if self.keypress_format != "none":
             try:
@@ -248,8 +248,8 @@ class FormatConfig:
     stop_span: list[int] | None = opt(None, expect="a bit position", range=(0, 255))  # [first, last]
 
     def check(self, path: str) -> None:
-        from protocols.wiegand.errors import FormatDefinitionError
-        from protocols.wiegand.formats import custom_format
+        from accessd.protocols.wiegand.errors import FormatDefinitionError
+        from accessd.protocols.wiegand.formats import custom_format
 
         for key in ("start_span", "stop_span"):
             span = getattr(self, key)
@@ -276,8 +276,8 @@ class Config:
 
     def format_library(self):
         """The built-in card formats plus the custom ``[[formats]]``."""
-        from protocols.wiegand.errors import FormatDefinitionError
-        from protocols.wiegand.formats import LIBRARY, custom_format
+        from accessd.protocols.wiegand.errors import FormatDefinitionError
+        from accessd.protocols.wiegand.formats import LIBRARY, custom_format
 
         if not self.formats:
             return LIBRARY
@@ -289,7 +289,7 @@ class Config:
 
 def _check_wiegand_names(cfg: Config) -> None:
     """reader.wiegand's format, preference and convert_to name built-in or [[formats]] formats."""
-    from protocols.wiegand.errors import UnknownFormat
+    from accessd.protocols.wiegand.errors import UnknownFormat
 
     lib = cfg.format_library()
     w = cfg.reader.wiegand

@@ -49,7 +49,7 @@ class DoorController:
     """Owns the relay, the inputs and the door state machine; lives on the daemon's loop."""
 
     def __init__(self, daemon, *, watchdog_period: float = WATCHDOG_PERIOD) -> None:
-        from wiring.relay import Relay, guard_signals
+        from accessd.wiring.relay import Relay, guard_signals
 
         cfg = daemon.config.door
         self.daemon = daemon
@@ -100,7 +100,7 @@ class DoorController:
     # -- construction -------------------------------------------------------------------
 
     def _build_inputs(self) -> None:
-        from wiring.inputs import DigitalInput, MockMCP3xxx, SupervisedInput, ratio_for
+        from accessd.wiring.inputs import DigitalInput, MockMCP3xxx, SupervisedInput, ratio_for
 
         cfg, daemon = self.cfg, self.daemon
         specs: list[tuple[str, object]] = []
@@ -218,7 +218,7 @@ class DoorController:
 
     def _boot_check(self) -> dict:
         """Warn when the SoC pulls the relay line to the unlocked side while the board boots."""
-        from wiring.boards import boot_check, from_model
+        from accessd.wiring.boards import boot_check, from_model
 
         try:
             profile = from_model(self.daemon.pin_factory.board_info.model)
@@ -409,7 +409,7 @@ class DoorController:
             raise CommandError("invalid", f"simulate.input: {name} is a {'supervised' if inp.supervised else 'digital'} "
                                           f"input: state must be one of {', '.join(allowed)}, got {state!r}")
         if inp.supervised:
-            from wiring.inputs import ratio_for
+            from accessd.wiring.inputs import ratio_for
 
             self._mock_adcs[self._select_of(name)].set_ratio(inp.channel, ratio_for(state, inp.thresholds, inp.normal_state))
             settle = inp.debounce + 2 * inp.poll_interval

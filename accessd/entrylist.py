@@ -46,7 +46,7 @@ from accessd.errors import (
     InvalidField,
     PinSpaceExhausted,
 )
-from protocols.credential import Credential
+from accessd.protocols.credential import Credential
 
 CSV_COLUMNS = (
     "first_name",

@@ -1,7 +1,7 @@
 """The OSDP reader component: runs the sans-IO control panel on the RS485 port.
 
 ``create(daemon)`` returns None unless ``reader.protocol = "osdp"``.  The CP
-(:mod:`protocols.osdp.cp`) runs on a dedicated bus thread (:class:`BusThread`):
+(:mod:`accessd.protocols.osdp.cp`) runs on a dedicated bus thread (:class:`BusThread`):
 ``select()`` on the port with the CP's next deadline as timeout, events handed to
 the event loop with ``call_soon_threadsafe``.  :class:`BusLoop` runs the same CP
 inside the asyncio loop instead; ``benchmarks/bench_osdp.py`` measures both
@@ -13,7 +13,7 @@ What it publishes: ``reader.connecting`` / ``reader.connected`` /
 ``reader.disconnected`` per PD, ``tamper`` on LSTATR tamper/power changes,
 ``security.<kind>`` on a downgrade, wrong key, MAC failure…, ``reader.provisioned``
 after install mode.  Card data (RAW, wire-order bits) and keypad PINs (through
-:class:`protocols.keypad.PinAssembler`) go to ``daemon.access.present``;
+:class:`accessd.protocols.keypad.PinAssembler`) go to ``daemon.access.present``;
 ``feedback(granted)`` shows green/red on the reader LED and sounds the buzzer.
 Install-mode provisioning is recorded in ``state_dir/osdp-provisioned.json`` (a
 key fingerprint per PD address) so a restart never re-enters install mode.
@@ -31,13 +31,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from protocols.credential import Credential
-from protocols.keypad import PinAssembler, PinEntered, PinTimeout
-from protocols.osdp import events as ev
-from protocols.osdp import payloads as p
-from protocols.osdp import trace as tr
-from protocols.osdp.cp import ControlPanel, PdConfig
-from wiring.serial_port import PortLost, SerialPort, SerialPortError
+from accessd.protocols.credential import Credential
+from accessd.protocols.keypad import PinAssembler, PinEntered, PinTimeout
+from accessd.protocols.osdp import events as ev
+from accessd.protocols.osdp import payloads as p
+from accessd.protocols.osdp import trace as tr
+from accessd.protocols.osdp.cp import ControlPanel, PdConfig
+from accessd.wiring.serial_port import PortLost, SerialPort, SerialPortError
 
 from .errors import ConfigError
 

@@ -35,21 +35,21 @@ import asyncio
 import contextlib
 import logging
 
-from protocols.credential import Credential
-from protocols.keypad import InvalidKey, PinAssembler, PinEntered, PinTimeout
-from protocols.wiegand.convert import convert
-from protocols.wiegand.decoder import Discarded, EdgeDecoder, Frame, Glitch, Timing
-from protocols.wiegand.errors import KeypressError, UnknownFormat, WiegandError
-from protocols.wiegand.formats import (
+from accessd.protocols.credential import Credential
+from accessd.protocols.keypad import InvalidKey, PinAssembler, PinEntered, PinTimeout
+from accessd.protocols.wiegand.convert import convert
+from accessd.protocols.wiegand.decoder import Discarded, EdgeDecoder, Frame, Glitch, Timing
+from accessd.protocols.wiegand.errors import KeypressError, UnknownFormat, WiegandError
+from accessd.protocols.wiegand.formats import (
     RAW,
     FormatLibrary,
     bits_to_hex,
     check_bits,
     hex_to_bits,
 )
-from protocols.wiegand.keypress import KEYS, KeypressFormat
-from wiring.feedback import ReaderFeedback
-from wiring.wiegand import WiegandReader
+from accessd.protocols.wiegand.keypress import KEYS, KeypressFormat
+from accessd.wiring.feedback import ReaderFeedback
+from accessd.wiring.wiegand import WiegandReader
 
 from .errors import CommandError, ConfigError
 

@@ -16,7 +16,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from protocols.credential import Credential
+from accessd.protocols.credential import Credential
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,11 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from accessd.protocols.credential import Credential  # noqa: E402
 from gpiozero.pins.mock import MockPin  # noqa: E402
 
 from accessd.config import parse_config  # noqa: E402
 from accessd.daemon import Daemon  # noqa: E402
-from protocols.credential import Credential  # noqa: E402
 
 CONFIG = """
 [daemon]

@@ -38,9 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from accessd.protocols.credential import Credential  # noqa: E402
+
 from accessd.decision import decide  # noqa: E402
 from accessd.entrylist import EntryList  # noqa: E402
-from protocols.credential import Credential  # noqa: E402
 
 MULT = 2654435761  # odd: i -> i * MULT mod 2**32 is a bijection, so cards are unique
 

@@ -56,9 +56,9 @@ OURS = r'''
 import asyncio, os, sys, time
 sys.path.insert(0, sys.argv[1])
 from accessd.reader_osdp import BusThread, BusLoop
-from protocols.osdp import events as ev
-from protocols.osdp.cp import ControlPanel, PdConfig
-from wiring.serial_port import SerialPort
+from accessd.protocols.osdp import events as ev
+from accessd.protocols.osdp.cp import ControlPanel, PdConfig
+from accessd.wiring.serial_port import SerialPort
 port_name, mode, key, busy = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "busy"
 scbk = bytes.fromhex(key) if key != "-" else None
 

@@ -32,9 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from protocols.wiegand.decoder import EdgeDecoder, Timing, edges_for  # noqa: E402
-from protocols.wiegand.formats import LIBRARY  # noqa: E402
-from protocols.wiegand.keypress import KeypressFormat  # noqa: E402
+from accessd.protocols.wiegand.decoder import EdgeDecoder, Timing, edges_for  # noqa: E402
+from accessd.protocols.wiegand.formats import LIBRARY  # noqa: E402
+from accessd.protocols.wiegand.keypress import KeypressFormat  # noqa: E402
 
 FORMATS = ("H10301", "H10306", "C1k35s", "H10304", "C1k48s")
 FRAMES = 300

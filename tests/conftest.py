@@ -19,6 +19,11 @@ settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# Fuzz and soak runs (marked ``fuzz`` / ``soak``): brief in ``make test``, long in
+# ``make fuzz`` / ``make soak``, which set ACCESSD_FUZZ_EXAMPLES / ACCESSD_SOAK_SECONDS.
+FUZZ_EXAMPLES = int(os.environ.get("ACCESSD_FUZZ_EXAMPLES", "2000"))
+SOAK_SECONDS = float(os.environ.get("ACCESSD_SOAK_SECONDS", "5"))
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -9,7 +9,7 @@ that ends it.  ``time`` is the edge's tick converted to ``clock()`` seconds
 on the caller's clock, however late the callback runs.
 
 Decoding is not done here: the daemon feeds the edges to
-:class:`protocols.wiegand.decoder.EdgeDecoder` in its loop.  :meth:`send`
+:class:`accessd.protocols.wiegand.decoder.EdgeDecoder` in its loop.  :meth:`send`
 drives the lines of a mock pin factory like a reader would (simulation, tests).
 """
 

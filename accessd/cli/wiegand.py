@@ -7,10 +7,10 @@ Exit codes: 0 ok, 1 nothing decodes (or a key frame is not a key), 2 bad input.
 
 from __future__ import annotations
 
-from protocols.wiegand.errors import WiegandError
-from protocols.wiegand.formats import LIBRARY, FormatLibrary, bits_to_hex, hex_to_bits
-from protocols.wiegand.keypress import NAMES as KEYPRESS_NAMES
-from protocols.wiegand.keypress import KeypressFormat
+from accessd.protocols.wiegand.errors import WiegandError
+from accessd.protocols.wiegand.formats import LIBRARY, FormatLibrary, bits_to_hex, hex_to_bits
+from accessd.protocols.wiegand.keypress import NAMES as KEYPRESS_NAMES
+from accessd.protocols.wiegand.keypress import KeypressFormat
 
 from .common import emit, fail
 

@@ -13,12 +13,12 @@ import sqlite3
 import time
 
 import pytest
+from accessd.protocols.credential import Credential
+from accessd.protocols.wiegand.formats import LIBRARY
 
 from accessd.config import parse_config
 from accessd.daemon import Daemon
 from accessd.upstream import FakeUpstream, UpstreamAnswer, credential_key
-from protocols.credential import Credential
-from protocols.wiegand.formats import LIBRARY
 
 CARD = Credential.card("0318601", 26)
 H10301_12_3456 = LIBRARY.encode("H10301", facility_code=12, card_number=3456)

@@ -166,12 +166,12 @@ def test_relay_at_normal_from_construction(make, normal_state, locked):
 def test_relay_is_locked_and_released_when_inputs_fail(loop, monkeypatch):
     import tomllib
 
-    import wiring.inputs
+    from accessd.wiring import inputs as wiring_inputs
 
     def broken(*a, **kw):
         raise RuntimeError("contact wiring")
 
-    monkeypatch.setattr(wiring.inputs, "DigitalInput", broken)
+    monkeypatch.setattr(wiring_inputs, "DigitalInput", broken)
     d = FakeDaemon(parse_config(tomllib.loads(BASE)), Clock(), loop)
     with pytest.raises(RuntimeError, match="contact wiring"):
         doorctl.create(d)
@@ -182,17 +182,17 @@ def test_relay_is_locked_and_released_when_inputs_fail(loop, monkeypatch):
 
 
 def test_relay_claimed_before_inputs(make, monkeypatch):
-    import wiring.inputs
+    from accessd.wiring import inputs as wiring_inputs
 
     seen = {}
-    real = wiring.inputs.DigitalInput
+    real = wiring_inputs.DigitalInput
 
     def spy(name, pin_no, **kw):
         factory = kw["pin_factory"]
         seen.setdefault("relay", (factory.pin(22).function, factory.pin(22).state))
         return real(name, pin_no, **kw)
 
-    monkeypatch.setattr(wiring.inputs, "DigitalInput", spy)
+    monkeypatch.setattr(wiring_inputs, "DigitalInput", spy)
     make()
     assert seen["relay"] == ("output", False)
 

@@ -6,6 +6,7 @@ import sqlite3
 import stat
 
 import pytest
+from accessd.protocols.credential import Credential
 
 from accessd.entrylist import (
     CSV_COLUMNS,
@@ -20,7 +21,6 @@ from accessd.entrylist import (
     migrate,
     rows_to_csv,
 )
-from protocols.credential import Credential
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """libosdp (PyPI ``libosdp``) as a real OSDP reader on a pty pair.
 
 :class:`Bus` owns a pty: our CP opens the slave by name through
-:class:`wiring.serial_port.SerialPort`; the master side is the RS485 wire of one
+:class:`accessd.wiring.serial_port.SerialPort`; the master side is the RS485 wire of one
 or more libosdp ``PeripheralDevice`` objects.  A hub thread copies every byte
 from the wire to each PD's channel (an RS485 bus is shared); ``mute()`` cuts a
 PD's wire (it neither hears nor answers) without touching its state.

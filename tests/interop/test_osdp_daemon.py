@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import osdp
+from accessd.protocols.wiegand.formats import LIBRARY
 from osdp_peer import KEY, Bus, Reader, wait_for
-
-from protocols.wiegand.formats import LIBRARY
 
 
 def events(d, glob="*"):

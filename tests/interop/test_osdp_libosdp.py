@@ -8,14 +8,14 @@ import time
 
 import osdp
 import pytest
+from accessd.protocols.osdp import events as ev
+from accessd.protocols.osdp import payloads as p
+from accessd.protocols.osdp import phy
+from accessd.protocols.osdp.cp import ControlPanel, PdConfig
+from accessd.wiring.serial_port import SerialPort
 from osdp_peer import KEY, Bus, Reader, wait_for
 
 from accessd.reader_osdp import BusThread
-from protocols.osdp import events as ev
-from protocols.osdp import payloads as p
-from protocols.osdp import phy
-from protocols.osdp.cp import ControlPanel, PdConfig
-from wiring.serial_port import SerialPort
 
 
 class Cp:

@@ -1,10 +1,9 @@
 """PIN assembly: `*` clears, `#` submits, fixed length, timeouts as data."""
 
 import pytest
+from accessd.protocols.keypad import InvalidKey, PinAssembler, PinCleared, PinEntered, PinTimeout
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocols.keypad import InvalidKey, PinAssembler, PinCleared, PinEntered, PinTimeout
 
 
 def test_hash_submits_and_resets():

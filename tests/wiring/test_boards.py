@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from wiring.boards import BOARDS, HEADER_40, board, describe, header_pin, resolve
-from wiring.errors import UnknownPin
+from accessd.wiring.boards import BOARDS, HEADER_40, board, describe, header_pin, resolve
+from accessd.wiring.errors import UnknownPin
 
 
 @pytest.mark.parametrize("name", ["pi3", "pi4", "pi5"])
@@ -44,7 +43,7 @@ def test_boot_pulls_and_description():
 
 
 def test_from_model_and_boot_check():
-    from wiring.boards import boot_check, from_model
+    from accessd.wiring.boards import boot_check, from_model
 
     assert from_model("4B").name == "pi4" and from_model("3B+").name == "pi3" and from_model("5B").name == "pi5"
     assert from_model("CM4").name == "pi4" and from_model("Zero2W") is None and from_model(None) is None

@@ -5,10 +5,8 @@ from __future__ import annotations
 import gc
 
 import pytest
-from gpiozero.pins.mock import MockFactory
-
-from wiring.errors import BadAdcValue, BadThresholds
-from wiring.inputs import (
+from accessd.wiring.errors import BadAdcValue, BadThresholds
+from accessd.wiring.inputs import (
     DEFAULT_THRESHOLDS,
     Debounce,
     DigitalInput,
@@ -19,6 +17,7 @@ from wiring.inputs import (
     classify,
     ratio_for,
 )
+from gpiozero.pins.mock import MockFactory
 
 
 class Clock:

@@ -9,10 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from accessd.wiring import relay as relay_mod
+from accessd.wiring.relay import Relay
 from gpiozero.pins.mock import MockFactory, MockPin
-
-from wiring import relay as relay_mod
-from wiring.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,7 +121,7 @@ def test_bad_normal_state(factory):
 CHILD = textwrap.dedent("""
     import sys, time, os
     from gpiozero.pins.mock import MockFactory, MockPin
-    from wiring.relay import Relay, guard_signals
+    from accessd.wiring.relay import Relay, guard_signals
 
     class Tell(MockPin):
         def _change_state(self, value):

@@ -8,8 +8,7 @@ import select
 import time
 
 import pytest
-
-from wiring.serial_port import PortLost, SerialPort, SerialPortError
+from accessd.wiring.serial_port import PortLost, SerialPort, SerialPortError
 
 
 def make_pty():

@@ -1,13 +1,12 @@
 """WiegandReader and ReaderFeedback on gpiozero's MockFactory, with a patched clock."""
 
 import pytest
+from accessd.protocols.wiegand.decoder import EdgeDecoder, Frame, Timing
+from accessd.protocols.wiegand.formats import LIBRARY
+from accessd.wiring.feedback import ReaderFeedback
+from accessd.wiring.wiegand import WiegandReader
 from gpiozero.exc import GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
-
-from protocols.wiegand.decoder import EdgeDecoder, Frame, Timing
-from protocols.wiegand.formats import LIBRARY
-from wiring.feedback import ReaderFeedback
-from wiring.wiegand import WiegandReader
 
 
 class FakeClock:

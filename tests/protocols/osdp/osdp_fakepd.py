@@ -10,8 +10,8 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
-from protocols.osdp import payloads as p
-from protocols.osdp import phy, sc
+from accessd.protocols.osdp import payloads as p
+from accessd.protocols.osdp import phy, sc
 
 KEY = bytes(range(0x10, 0x20))
 

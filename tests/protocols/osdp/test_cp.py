@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from accessd.protocols.osdp import cp as cpm
+from accessd.protocols.osdp import events as ev
+from accessd.protocols.osdp import payloads as p
+from accessd.protocols.osdp.cp import ControlPanel, PdConfig
+from accessd.protocols.osdp.errors import IllegalTransition
 from osdp_fakepd import KEY, Bus, Counter, FakePd
-
-from protocols.osdp import cp as cpm
-from protocols.osdp import events as ev
-from protocols.osdp import payloads as p
-from protocols.osdp.cp import ControlPanel, PdConfig
-from protocols.osdp.errors import IllegalTransition
 
 
 def make(pds, configs, **kw):
@@ -330,10 +329,9 @@ def test_pd_config_validation():
     assert "0x10" not in repr(PdConfig(address=1, scbk=KEY)) and "<set>" in repr(PdConfig(address=1, scbk=KEY))
 
 
+from accessd.protocols.osdp import phy  # noqa: E402
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-from protocols.osdp import phy  # noqa: E402
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

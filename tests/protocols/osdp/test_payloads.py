@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from protocols.osdp import payloads as p
-from protocols.osdp.errors import PayloadError
+from accessd.protocols.osdp import payloads as p
+from accessd.protocols.osdp.errors import PayloadError
 
 LED = p.LedRecord(reader=0, led=1, temp_control=2, temp_on_time=5, temp_off_time=5, temp_on_color=2,
                   temp_off_color=0, temp_timer=300, perm_control=1, perm_on_time=1, perm_off_time=0,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import crcmod.predefined
 import pytest
+from accessd.protocols.osdp import phy
+from accessd.protocols.osdp.errors import ChecksumMismatch, FrameError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from protocols.osdp import phy
-from protocols.osdp.errors import ChecksumMismatch, FrameError
 
 AUG_CCITT = crcmod.predefined.mkCrcFun("crc-aug-ccitt")
 

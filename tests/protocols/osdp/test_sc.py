@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from accessd.protocols.osdp import phy, sc
+from accessd.protocols.osdp.errors import CryptogramMismatch, MacMismatch, SecureChannelError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocols.osdp import phy, sc
-from protocols.osdp.errors import CryptogramMismatch, MacMismatch, SecureChannelError
 
 # SIA OSDP 2.2 Annex E secure-channel example (SCBK-D, RND.A = B0..B7, RND.B = A0..A7),
 # as reproduced in libosdp's tests/unit-tests/test-sc-sia-vectors.c

@@ -6,8 +6,7 @@ import json
 import struct
 
 import pytest
-
-from protocols.osdp import phy, trace
+from accessd.protocols.osdp import phy, trace
 
 
 def test_jsonl_line_describes_the_packet():

@@ -1,13 +1,12 @@
 """Card data conversion (UID → output format) and keypress formats."""
 
 import pytest
+from accessd.protocols.wiegand.convert import convert, reverse_bytes
+from accessd.protocols.wiegand.errors import BitsError, KeypressError
+from accessd.protocols.wiegand.formats import LIBRARY
+from accessd.protocols.wiegand.keypress import NAMES, KeypressFormat
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocols.wiegand.convert import convert, reverse_bytes
-from protocols.wiegand.errors import BitsError, KeypressError
-from protocols.wiegand.formats import LIBRARY
-from protocols.wiegand.keypress import NAMES, KeypressFormat
 
 # --- conversion -------------------------------------------------------------------
 

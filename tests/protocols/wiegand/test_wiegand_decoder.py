@@ -3,11 +3,10 @@
 import random
 
 import pytest
+from accessd.protocols.wiegand.decoder import Discarded, EdgeDecoder, Frame, Glitch, Timing, edges_for
+from accessd.protocols.wiegand.formats import LIBRARY
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocols.wiegand.decoder import Discarded, EdgeDecoder, Frame, Glitch, Timing, edges_for
-from protocols.wiegand.formats import LIBRARY
 
 H26 = LIBRARY.encode("H10301", facility_code=90, card_number=324)
 

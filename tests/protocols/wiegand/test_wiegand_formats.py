@@ -1,16 +1,13 @@
 """Card format library: published vectors, round trips, parity flips, ambiguity, custom formats."""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from protocols.wiegand.errors import (
+from accessd.protocols.wiegand.errors import (
     BitsError,
     FieldRangeError,
     FormatDefinitionError,
     UnknownFormat,
 )
-from protocols.wiegand.formats import (
+from accessd.protocols.wiegand.formats import (
     BUILTIN,
     LIBRARY,
     CardFormat,
@@ -21,6 +18,8 @@ from protocols.wiegand.formats import (
     custom_format,
     hex_to_bits,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 FLIP = str.maketrans("01", "10")
 
