@@ -56,6 +56,19 @@ def _zone(value: object) -> str | None:
     return None
 
 
+_CREDENTIAL_KEY = re.compile(r"card:[1-9]\d{0,3}:[0-9A-F]+|pin:[0-9]{1,32}|qr:.+", re.ASCII)
+
+
+def _group(value: object) -> str | None:
+    import grp
+
+    try:
+        grp.getgrnam(str(value))
+    except KeyError:
+        return "expected the name of a group that exists on this system"
+    return None
+
+
 def _abs_path(value: object) -> str | None:
     return None if str(value).startswith("/") else "expected an absolute path"
 
@@ -65,12 +78,14 @@ class DaemonConfig:
     socket: str = opt("/run/accessd/accessd.sock", expect="an absolute path", check=_abs_path)
     state_dir: str = opt("/var/lib/accessd", expect="an absolute path", check=_abs_path)
     pin_factory: str = opt("lgpio", choices=("lgpio", "rpigpio", "mock"))
-    socket_group: str | None = opt(None, expect="a group name")
-    admin_group: str | None = opt(None, expect="a group name")
+    socket_group: str | None = opt(None, expect="a group name", check=_group)
+    admin_group: str | None = opt(None, expect="a group name", check=_group)
     event_capacity: int = opt(50_000, expect="a number of events", range=(100, 10_000_000))
     flush_interval: float = opt(0.5, expect="a number of seconds", range=(0.01, 1.0))
     subscriber_queue: int = opt(1024, expect="a number of events", range=(16, 1_000_000))
     max_clients: int = opt(256, expect="a number of connections", range=(1, 10_000))
+    max_clients_per_uid: int = opt(16, expect="a number of connections", range=(1, 10_000))
+    admin_reserve: int = opt(8, expect="a number of connections", range=(0, 1000))
     max_request: int = opt(65_536, expect="a number of bytes", range=(1024, 16_777_216))
     timezone: str | None = opt(None, expect="an IANA time zone name such as Europe/Berlin", check=_zone)
 
@@ -210,7 +225,9 @@ class AccessConfig:
     latest_size: int = opt(10, expect="a number of credentials", range=(1, 1000))
     upstream: str = opt("none", choices=("none", "fake"))
     upstream_timeout: float = opt(2.0, expect="a number of seconds", range=(0.1, 30))
-    upstream_fake_grants: list[str] = opt(factory=list, expect="credential keys such as card:26:0318601, pin:1234, qr:TEXT")
+    upstream_fake_grants: list[str] = opt(factory=list, expect="credential keys such as card:26:0318601, pin:1234, qr:TEXT",
+                                          check=lambda v: None if _CREDENTIAL_KEY.fullmatch(str(v)) else
+                                          "expected card:<bit length>:<HEX>, pin:<digits> or qr:<text>")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,8 +17,11 @@ Integration contract for components (each module in :data:`COMPONENTS` has
 * ``daemon.clock()`` monotonic seconds;
 * ``daemon.publish(type, **fields) -> dict`` (loop thread) and ``publish_threadsafe``;
   ``with daemon.relay_first():`` holds the fan-out to subscribers until the block ends;
-* ``daemon.register_command(name, handler, *, mutating=False)``: ``handler(params)``
-  returns a dict or an awaitable of one, or raises :class:`~accessd.errors.CommandError`;
+* ``daemon.register_command(name, handler, *, privileged=False, audited=None)``:
+  ``handler(params)`` returns a dict or an awaitable of one, or raises
+  :class:`~accessd.errors.CommandError`; a privileged command runs only for root, the
+  daemon's user and ``admin_group``, and each run publishes ``admin.<command>`` (who,
+  what was asked without secrets, the outcome); a refused one ``security.forbidden``;
 * ``daemon.register_status(name, fn)``: ``status[name] = fn()``; a dotted name such as
   ``counts.holders`` nests;
 * hooks: ``daemon.access`` (set by :mod:`accessd.access`: ``present(credential, reader_id)``,
@@ -45,7 +48,7 @@ from .errors import CommandError
 from .eventlog import PAGE_MAX, EventLog
 from .events import Event
 from .sdnotify import Notifier
-from .server import Server, inherited_socket
+from .server import Server, inherited_socket, redact
 from .timeutil import device_tz, parse_time
 
 log = logging.getLogger("accessd")
@@ -95,7 +98,8 @@ class Daemon:
         self.log = EventLog(self.state_dir / "events.db", capacity=d.event_capacity, flush_interval=d.flush_interval)
         self.server = Server(
             max_clients=d.max_clients, queue_size=d.subscriber_queue, max_request=d.max_request,
-            admin_group=d.admin_group, version=__version__,
+            max_clients_per_uid=d.max_clients_per_uid, admin_reserve=d.admin_reserve,
+            admin_group=d.admin_group, version=__version__, audit=self._audit,
         )
         self.notifier = Notifier()
         self.access = None  # set by the entry-list component (accessd.access)
@@ -149,8 +153,29 @@ class Daemon:
     def publish_threadsafe(self, type: str, **fields) -> None:  # noqa: A002
         self.loop.call_soon_threadsafe(lambda: self.publish(type, **fields))
 
-    def register_command(self, name: str, handler, *, mutating: bool = False) -> None:
-        self.server.register(name, handler, mutating=mutating)
+    def register_command(self, name: str, handler, *, privileged: bool = False, audited=None) -> None:
+        self.server.register(name, handler, privileged=privileged, audited=audited)
+
+    def _audit(self, cmd: str, peer, params: dict, result: dict | None, error: str | None) -> None:
+        """``admin.<cmd>`` for a privileged command that ran (or failed), ``security.forbidden``
+        for one refused; never a PIN, a QR text or a CSV body (:func:`~accessd.server.redact`)."""
+        who = {"uid": peer.uid, "gid": peer.gid, "pid": peer.pid}
+        if error == "forbidden":
+            self.publish("security.forbidden", command=cmd, **who)
+            return
+        fields = {**who, "params": redact(params), "ok": error is None}
+        if error is not None:
+            fields["error"] = error
+        if isinstance(result, dict):
+            holder = result.get("holder") if "holder" in result else result.get("removed")
+            if isinstance(holder, dict):
+                fields["holder"] = {k: holder.get(k) for k in ("id", "first_name", "last_name")}
+            elif "id" in result and "first_name" in result:
+                fields["holder"] = {k: result.get(k) for k in ("id", "first_name", "last_name")}
+            for key in ("decision", "reason", "added", "rows"):
+                if key in result:
+                    fields[key] = result[key]
+        self.publish("admin." + cmd.replace("-", "_"), **fields)
 
     def register_status(self, name: str, fn: Callable[[], object]) -> None:
         if name in self._status:

@@ -112,9 +112,11 @@ class Grant:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManualUnlock:
-    """An operator's unlock (``door unlock [--for S]``); None = access_time."""
+    """An operator's unlock (``door unlock [--for S]``); None = access_time.  ``uid``:
+    who asked (the socket peer), carried by ``door.unlocked``."""
 
     seconds: float | None = None
+    uid: int | None = None
 
     def __post_init__(self) -> None:
         _seconds("ManualUnlock.seconds", self.seconds)
@@ -123,6 +125,8 @@ class ManualUnlock:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManualLock:
     """An operator's lock (``door lock``): cancels any unlock now."""
+
+    uid: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,12 +245,12 @@ class Door:
             case Grant(seconds=seconds, holder=holder, reader=reader):
                 fields = {"reason": "granted", "reader": reader, "holder": holder}
                 self._unlock(now, p.access_time if seconds is None else seconds, fields, actions)
-            case ManualUnlock(seconds=seconds):
+            case ManualUnlock(seconds=seconds, uid=uid):
                 self._unlock(now, p.access_time if seconds is None else seconds,
-                             {"reason": "manual"}, actions)
-            case ManualLock():
+                             {"reason": "manual", "uid": uid}, actions)
+            case ManualLock(uid=uid):
                 if self.unlocked:
-                    self._lock(now, "manual", actions)
+                    self._lock(now, "manual", actions, uid=uid)
             case Contact(open=is_open):
                 if not p.has_contact:
                     raise IllegalTransition(self.state, event, "no door contact is configured")
@@ -325,12 +329,13 @@ class Door:
         actions.append(SetRelay(unlocked=True))
         actions.append(Emit(type="door.unlocked", fields={**fields, "seconds": seconds, "extended": False}))
 
-    def _lock(self, now: float, reason: str, actions: list[Action]) -> None:
+    def _lock(self, now: float, reason: str, actions: list[Action], *, uid: int | None = None) -> None:
         self.unlocked = False
         self.unlock_until = None
         self.unlock_reason = None
         actions.append(SetRelay(unlocked=False))
-        actions.append(Emit(type="door.locked", fields={"reason": reason}))
+        fields = {"reason": reason} if uid is None else {"reason": reason, "uid": uid}
+        actions.append(Emit(type="door.locked", fields=fields))
 
     def _opened(self, now: float, actions: list[Action]) -> None:
         self.contact_open = True

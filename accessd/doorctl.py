@@ -90,9 +90,9 @@ class DoorController:
         self._thread: threading.Thread | None = None
         self._stopped = False
         daemon.door = self
-        daemon.register_command("door.unlock", self._cmd_unlock, mutating=True)
-        daemon.register_command("door.lock", self._cmd_lock, mutating=True)
-        daemon.register_command("simulate.input", self._cmd_simulate_input, mutating=True)
+        daemon.register_command("door.unlock", self._cmd_unlock, privileged=True)
+        daemon.register_command("door.lock", self._cmd_lock, privileged=True)
+        daemon.register_command("simulate.input", self._cmd_simulate_input, privileged=True)
         daemon.register_status("door", self.door_status)
         daemon.register_status("relay", self.relay_status)
         daemon.register_status("inputs", self.inputs_status)
@@ -198,12 +198,12 @@ class DoorController:
         self._handle(event)
         return self.door_status()
 
-    def unlock(self, seconds: float | None = None) -> dict:
-        self._handle(ManualUnlock(seconds=seconds))
+    def unlock(self, seconds: float | None = None, *, uid: int | None = None) -> dict:
+        self._handle(ManualUnlock(seconds=seconds, uid=uid))
         return self.door_status()
 
-    def lock(self) -> dict:
-        self._handle(ManualLock())
+    def lock(self, *, uid: int | None = None) -> dict:
+        self._handle(ManualLock(uid=uid))
         return self.door_status()
 
     # -- status -----------------------------------------------------------------------------
@@ -383,12 +383,12 @@ class DoorController:
             ok = isinstance(seconds, int | float) and not isinstance(seconds, bool) and math.isfinite(seconds)
             if not ok or not 0 < seconds <= MAX_UNLOCK:
                 raise CommandError("invalid", f"door.unlock: seconds: expected a number of seconds 0–{MAX_UNLOCK:g}, got {seconds!r}")
-        return self.unlock(seconds)
+        return self.unlock(seconds, uid=_peer_uid())
 
     def _cmd_lock(self, params: dict) -> dict:
         _only(params, "door.lock", set())
         self._check_running("door.lock")
-        return self.lock()
+        return self.lock(uid=_peer_uid())
 
     def _check_running(self, command: str) -> None:
         if self._stopped:
@@ -440,3 +440,10 @@ def _only(params: dict, command: str, allowed: set[str]) -> None:
     for key in params:
         if key not in allowed:
             raise CommandError("invalid", f"{command}: unknown parameter {key!r}")
+
+
+def _peer_uid() -> int | None:
+    from .server import CURRENT_PEER
+
+    peer = CURRENT_PEER.get()
+    return None if peer is None else peer.uid

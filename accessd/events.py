@@ -17,7 +17,7 @@ EVENT_TYPES = frozenset(
         "system.started", "system.stopping",
     }
 )  # fmt: skip
-NAMESPACES = frozenset({t.split(".")[0] for t in EVENT_TYPES} | {"security", "alarm"})
+NAMESPACES = frozenset({t.split(".")[0] for t in EVENT_TYPES} | {"security", "alarm", "admin"})
 DENY_REASONS = (
     "unknown_credential", "expired", "not_yet_valid", "suspended", "uses_exhausted",
     "pin_mismatch", "pin_timeout", "locked_out", "invalid_format",

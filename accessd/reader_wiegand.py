@@ -123,9 +123,9 @@ class WiegandComponent:
         self.counts = {"frames": 0, "cards": 0, "keys": 0, "invalid": 0, "glitches": 0, "noise": 0}
         self.last_frame: dict | None = None
         daemon.readers[self.id] = self
-        daemon.register_command("simulate.card", self.cmd_card, mutating=True)
-        daemon.register_command("simulate.wiegand", self.cmd_wiegand, mutating=True)
-        daemon.register_command("simulate.keys", self.cmd_keys, mutating=True)
+        daemon.register_command("simulate.card", self.cmd_card, privileged=True)
+        daemon.register_command("simulate.wiegand", self.cmd_wiegand, privileged=True)
+        daemon.register_command("simulate.keys", self.cmd_keys, privileged=True)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import fnmatch
 import grp
 import json
@@ -44,6 +45,26 @@ class Peer:
     pid: int
     uid: int
     gid: int
+
+
+# The peer of the request being dispatched: handlers that record who acted (a manual
+# unlock carries the uid) read it; it is set only while a privileged command runs.
+CURRENT_PEER: contextvars.ContextVar[Peer | None] = contextvars.ContextVar("accessd_peer", default=None)
+
+# Request parameters never copied into audit events (secrets and bulk data).
+SECRET_PARAMS = frozenset({"pin", "qr", "text", "digits"})
+
+
+def redact(params: dict) -> dict:
+    """The parameters of a request as an audit event may carry them: no PIN, no QR text,
+    no bulk CSV (its size instead)."""
+    out = {}
+    for key, value in params.items():
+        if key in SECRET_PARAMS and value is not None:
+            out[key] = f"<{len(value)} characters>" if key == "text" and isinstance(value, str) else "<redacted>"
+        else:
+            out[key] = value
+    return out
 
 
 def peer_of(sock: socket.socket) -> Peer:
@@ -79,11 +100,13 @@ Handler = Callable[[dict], dict | Awaitable[dict]]
 class Connection:
     """One client: reads requests, writes responses and subscribed events in order."""
 
-    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 peer: Peer, admin: bool) -> None:
         self.server = server
         self.reader = reader
         self.writer = writer
-        self.peer = peer_of(writer.get_extra_info("socket"))
+        self.peer = peer
+        self.admin = admin  # read once at connect (group membership is looked up then)
         self.responses: deque[bytes] = deque()
         self.events: deque[dict] = deque(maxlen=server.queue_size)
         self.missed = 0
@@ -197,10 +220,16 @@ class Connection:
             self.respond({"id": rid, "ok": True, "result": result})
 
 
+# audit(cmd, peer, params, result, error_kind): called after every privileged command
+# (and every refused one) so the daemon can publish admin.* / security.* events.
+Audit = Callable[[str, Peer, dict, dict | None, str | None], None]
+
+
 @dataclass(slots=True)
 class Command:
     handler: Handler
-    mutating: bool
+    privileged: bool
+    audited: Callable[[dict], bool] | None  # which requests of it publish an audit event (None: all)
 
 
 class Server:
@@ -210,10 +239,16 @@ class Server:
         max_clients: int = 256,
         queue_size: int = 1024,
         max_request: int = 65536,
+        max_clients_per_uid: int = 16,
+        admin_reserve: int = 8,
         admin_group: str | None = None,
         version: str = "?",
+        audit: Audit | None = None,
     ) -> None:
         self.max_clients = max_clients
+        self.max_clients_per_uid = max_clients_per_uid
+        self.admin_reserve = min(admin_reserve, max_clients - 1)
+        self.audit = audit
         self.queue_size = queue_size
         self.max_request = max_request
         self.admin_group = admin_group
@@ -225,10 +260,14 @@ class Server:
         self._owns_path = False
         self.greeting = encode({"accessd": version, "protocol": PROTOCOL})
 
-    def register(self, name: str, handler: Handler, *, mutating: bool = False) -> None:
+    def register(self, name: str, handler: Handler, *, privileged: bool = False,
+                 audited: Callable[[dict], bool] | None = None) -> None:
+        """``privileged``: only root, the daemon's user and ``admin_group`` may run it,
+        and each run is audited (``audited(params)`` may narrow which requests are, e.g.
+        only the commit of a chunked import)."""
         if name in self.commands:
             raise ValueError(f"command {name!r} is registered twice")
-        self.commands[name] = Command(handler, mutating)
+        self.commands[name] = Command(handler, privileged, audited)
 
     def publish(self, event: dict) -> None:
         for conn in self.subscribers:
@@ -240,12 +279,36 @@ class Server:
         command = self.commands.get(cmd)
         if command is None:
             raise CommandError("invalid", f"unknown command {cmd!r} (known: {', '.join(sorted(self.commands))}, subscribe)")
-        if command.mutating and not is_admin(conn.peer, self.admin_group):
-            raise CommandError("forbidden", f"{cmd} changes the door: uid {conn.peer.uid} is not root, the daemon's user or in the admin group")
-        result = command.handler(params)
-        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-            result = await result
+        if not command.privileged:
+            result = command.handler(params)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+            return result
+        if not conn.admin:
+            self._audit(cmd, conn.peer, params, None, "forbidden")
+            raise CommandError("forbidden", f"{cmd} is privileged: uid {conn.peer.uid} is not root, the daemon's user or in the admin group")
+        token = CURRENT_PEER.set(conn.peer)
+        try:
+            result = command.handler(params)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+        except CommandError as exc:
+            if command.audited is None or command.audited(params):
+                self._audit(cmd, conn.peer, params, None, exc.kind)
+            raise
+        finally:
+            CURRENT_PEER.reset(token)
+        if command.audited is None or command.audited(params):
+            self._audit(cmd, conn.peer, params, result, None)
         return result
+
+    def _audit(self, cmd: str, peer: Peer, params: dict, result: dict | None, error: str | None) -> None:
+        if self.audit is None:
+            return
+        try:
+            self.audit(cmd, peer, params, result, error)
+        except Exception:  # the audit must never turn a done command into an error
+            log.exception("auditing %s failed", cmd)
 
     def _subscribe(self, conn: Connection, params: dict) -> dict:
         types = params.get("types", ["*"])
@@ -268,14 +331,40 @@ class Server:
         self.path, self._owns_path = path, owned
         self._server = await asyncio.start_unix_server(self._accept, sock=sock, limit=self.max_request)
 
+    def _refusal(self, peer: Peer, admin: bool) -> str | None:
+        """Why a new connection from ``peer`` is refused, or None.
+
+        Admins may use every slot; everyone else leaves ``admin_reserve`` of them free
+        and holds at most ``max_clients_per_uid`` connections, so no local user can
+        keep root from locking the door."""
+        total = len(self.connections)
+        if total >= self.max_clients:
+            return f"too many clients (max {self.max_clients})"
+        if admin:
+            return None
+        if total >= self.max_clients - self.admin_reserve:
+            return f"too many clients ({self.admin_reserve} of {self.max_clients} connections are kept for administrators)"
+        mine = sum(1 for c in self.connections if c.peer.uid == peer.uid)
+        if mine >= self.max_clients_per_uid:
+            return f"too many clients for uid {peer.uid} (max {self.max_clients_per_uid} per user)"
+        return None
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.connections) >= self.max_clients:
-            writer.write(encode({"id": None, "ok": False, "error": {"kind": "unavailable", "message": f"too many clients (max {self.max_clients})"}}))
+        try:
+            peer = peer_of(writer.get_extra_info("socket"))
+        except OSError:
+            writer.transport.abort()
+            return
+        admin = is_admin(peer, self.admin_group)
+        refusal = self._refusal(peer, admin)
+        if refusal is not None:
+            # in place of the greeting: a client knows at once that it was refused
+            writer.write(encode({"id": None, "ok": False, "error": {"kind": "unavailable", "message": refusal}}))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.drain(), 1)
             writer.close()
             return
-        conn = Connection(self, reader, writer)
+        conn = Connection(self, reader, writer, peer, admin)
         self.connections.add(conn)
         conn.responses.append(self.greeting)
         conn.wake.set()

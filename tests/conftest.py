@@ -115,8 +115,9 @@ def daemon_factory(tmp_path):
     """Make daemons: ``daemon_factory(extra_toml)`` returns a started DaemonProcess."""
     started: list[DaemonProcess] = []
 
-    def make(extra: str = "", *, start: bool = True, env: dict | None = None) -> DaemonProcess:
-        d = DaemonProcess(tmp_path, extra, env)
+    def make(extra: str = "", *, start: bool = True, env: dict | None = None,
+             directory: Path | None = None) -> DaemonProcess:
+        d = DaemonProcess(directory or tmp_path, extra, env)
         started.append(d)
         return d.start() if start else d
 

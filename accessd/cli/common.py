@@ -43,6 +43,12 @@ class Client:
             raise Exit(3, f"accessd-cli: cannot reach the daemon at {path}: {exc.strerror or exc}") from None
         self.file = self.sock.makefile("rb")
         self.greeting = self.read()
+        if "accessd" not in self.greeting:
+            # refused in place of the greeting (too many clients, …): never taken for success
+            self.sock.close()
+            err = self.greeting.get("error") or {}
+            raise Exit(EXIT_CODES.get(err.get("kind"), 3),
+                       f"accessd-cli: the daemon at {path} refused the connection: {err.get('message', self.greeting)}")
         self._next_id = 0
         self.pending_events: list[dict] = []
 
@@ -55,24 +61,33 @@ class Client:
             raise Exit(3, f"accessd-cli: lost the daemon at {self.path}: {exc}") from None
         if not line:
             raise Exit(3, f"accessd-cli: the daemon at {self.path} closed the connection")
-        return json.loads(line)
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            raise Exit(3, f"accessd-cli: the daemon at {self.path} sent a line that is not JSON: {line[:80]!r}") from None
+        if not isinstance(msg, dict):
+            raise Exit(3, f"accessd-cli: the daemon at {self.path} sent {line[:80]!r}, not a JSON object")
+        return msg
 
     def request(self, cmd: str, params: dict | None = None) -> dict:
         """Send one request; return its result or raise :class:`Exit` with the mapped code."""
         self._next_id += 1
         rid = self._next_id
-        self.sock.sendall(json.dumps({"id": rid, "cmd": cmd, "params": params or {}}).encode() + b"\n")
+        try:
+            self.sock.sendall(json.dumps({"id": rid, "cmd": cmd, "params": params or {}}).encode() + b"\n")
+        except OSError as exc:  # BrokenPipeError included: the daemon went away, which is no success
+            raise Exit(3, f"accessd-cli: lost the daemon at {self.path}: {exc.strerror or exc}") from None
         while True:
             msg = self.read()
             if msg.get("id") == rid and "ok" in msg:
                 break
-            if "ok" in msg and msg.get("id") is None:  # refused before reading (too many clients)
+            if "ok" in msg and msg.get("id") is None:  # an error not tied to this request
                 break
             self.pending_events.append(msg)  # events streamed to a subscriber meanwhile
-        if msg["ok"]:
+        if msg.get("ok") is True and isinstance(msg.get("result"), dict):
             return msg["result"]
-        err = msg["error"]
-        raise Exit(EXIT_CODES.get(err["kind"], 2), f"accessd-cli: {err['message']}")
+        err = msg.get("error") if isinstance(msg.get("error"), dict) else {}
+        raise Exit(EXIT_CODES.get(err.get("kind"), 2), f"accessd-cli: {err.get('message', msg)}")
 
     def close(self) -> None:
         self.sock.close()

@@ -301,7 +301,7 @@ def test_upstream_decides_only_for_credentials_not_in_the_local_list(tmp_path):
         assert (await present(d, Credential(kind="qr", qr="NO"))).reason == "unknown_credential"
         assert [c.qr for c, _ in fake.calls] == ["UP", "NO"]
         # dry run does not ask
-        out = await d.access.cmd_check({"qr": "UP"})
+        out = await d.access.cmd_check({"qr": "UP", "reader": "r1"})
         assert out["decision"] == "denied" and out["upstream"] == "would ask fake" and len(fake.calls) == 2
         # an unreachable or slow upstream: the credential stays unknown
         fake.fail = True
@@ -331,7 +331,11 @@ def test_check_credential_dry_run_changes_nothing_and_present_acts(daemon):
     for _ in range(3):
         out = daemon.result("check-credential", card="0318601", bit_length=26)
         assert (out["decision"], out["remaining_uses"], out["present"]) == ("granted", 0, False)
-    assert daemon.result("status")["daemon"]["log"]["last_seq"] == seq  # no events
+    # a dry run publishes nothing but its own audit record
+    assert daemon.result("status")["daemon"]["log"]["last_seq"] == seq + 3
+    time.sleep(0.4)
+    after = daemon.result("events", after_seq=seq)["events"]
+    assert [e["type"] for e in after] == ["admin.check_credential"] * 3
     assert daemon.result("holders.show", holder="Erin")["uses"] == 1
     out = daemon.result("check-credential", card="0318601", bit_length=26, present=True)
     assert (out["decision"], out["remaining_uses"]) == ("granted", 0)

@@ -73,7 +73,7 @@ class FakeDaemon:
     def publish_threadsafe(self, type, **fields):  # noqa: A002
         self.loop.call_soon_threadsafe(lambda: self.publish(type, **fields))
 
-    def register_command(self, name, handler, *, mutating=False):
+    def register_command(self, name, handler, *, privileged=False, audited=None):
         self.commands[name] = handler
 
     def register_status(self, name, fn):

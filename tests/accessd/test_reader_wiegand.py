@@ -140,7 +140,7 @@ class FakeDaemon:
     def publish(self, type, **fields):  # noqa: A002
         self.published.append((type, fields))
 
-    def register_command(self, name, handler, *, mutating=False):
+    def register_command(self, name, handler, *, privileged=False, audited=None):
         self.commands[name] = handler
 
 

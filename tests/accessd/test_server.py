@@ -243,7 +243,7 @@ def test_mutating_commands_are_refused_to_other_users():
 
     async def main():
         server = await serve(Path(public))
-        server.register("poke", lambda params: calls.append(params) or {"poked": True}, mutating=True)
+        server.register("poke", lambda params: calls.append(params) or {"poked": True}, privileged=True)
         server.register("look", lambda params: {"seen": True})
         os.chmod(server.path, 0o666)
         script = (
