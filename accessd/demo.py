@@ -101,7 +101,7 @@ async def scenario(daemon, ready: asyncio.Event) -> None:
 
 
 def run_demo(directory: str | None = None) -> int:
-    from .daemon import Daemon
+    from .shell.daemon import Daemon
 
     directory = directory or tempfile.mkdtemp(prefix="accessd-demo-")
     daemon = Daemon(demo_config(directory))

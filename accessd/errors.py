@@ -42,7 +42,7 @@ class LogCorrupt(AccessdError):
 
 
 class IllegalTransition(AccessdError):
-    """A state machine got an event it cannot take in its state (``accessd.door``)."""
+    """A state machine got an event it cannot take in its state (``accessd.door.machine``)."""
 
     def __init__(self, state: str, event: object, detail: str) -> None:
         super().__init__(f"door in state {state!r} cannot take {event!r}: {detail}")
@@ -51,7 +51,7 @@ class IllegalTransition(AccessdError):
         self.detail = detail
 
 
-# -- the entry list (accessd.entrylist) ------------------------------------------
+# -- the entry list (accessd.store.entrylist) ------------------------------------------
 
 
 class EntryListError(AccessdError):

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config) -> int:
-    from .daemon import Daemon
+    from .shell.daemon import Daemon
 
     daemon = Daemon(config)
     try:

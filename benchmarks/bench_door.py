@@ -1,6 +1,6 @@
 """From a credential to the relay pin: latency with 20 stuck socket subscribers.
 
-The real daemon (``accessd.daemon.Daemon``) runs in this process on gpiozero's
+The real daemon (``accessd.shell.daemon.Daemon``) runs in this process on gpiozero's
 MockFactory with a real Unix socket, a real SQLite event log and the real entry list.
 Twenty clients subscribe to every event and then never read again: their kernel socket
 buffers and the daemon's per-subscriber queues are full before measuring starts.
@@ -38,7 +38,7 @@ from accessd.protocols.credential import Credential  # noqa: E402
 from gpiozero.pins.mock import MockPin  # noqa: E402
 
 from accessd.config import parse_config  # noqa: E402
-from accessd.daemon import Daemon  # noqa: E402
+from accessd.shell.daemon import Daemon  # noqa: E402
 
 CONFIG = """
 [daemon]

@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from accessd.protocols.credential import Credential  # noqa: E402
 
-from accessd.decision import decide  # noqa: E402
-from accessd.entrylist import EntryList  # noqa: E402
+from accessd.access.decision import decide  # noqa: E402
+from accessd.store.entrylist import EntryList  # noqa: E402
 
 MULT = 2654435761  # odd: i -> i * MULT mod 2**32 is a bijection, so cards are unique
 
@@ -172,7 +172,7 @@ def relay_latency(directory: Path, n: int, samples: int, rng: random.Random) -> 
     import tomllib
 
     from accessd.config import parse_config
-    from accessd.daemon import Daemon as AccessDaemon
+    from accessd.shell.daemon import Daemon as AccessDaemon
 
     cfg = parse_config(tomllib.loads(
         f'[daemon]\nsocket = "{directory}/inproc.sock"\nstate_dir = "{directory}/state"\npin_factory = "mock"\n'

@@ -55,7 +55,7 @@ PEERS = {"libosdp": ["libosdp==3.2.9", "pyserial>=3.5"], "pyosdp": ["osdp==1.6"]
 OURS = r'''
 import asyncio, os, sys, time
 sys.path.insert(0, sys.argv[1])
-from accessd.reader_osdp import BusThread, BusLoop
+from accessd.readers.osdp import BusThread, BusLoop
 from accessd.protocols.osdp import events as ev
 from accessd.protocols.osdp.cp import ControlPanel, PdConfig
 from accessd.wiring.serial_port import SerialPort

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from accessd.config import parse_config  # noqa: E402
-from accessd.daemon import Daemon  # noqa: E402
+from accessd.shell.daemon import Daemon  # noqa: E402
 
 SECONDS = 5.0
 STUCK = 20

@@ -210,7 +210,7 @@ def _list(args) -> int:
 
 
 def _export(args) -> int:
-    from ..entrylist import CSV_COLUMNS
+    from ..store.entrylist import CSV_COLUMNS
 
     out = open(args.file, "w", newline="", encoding="utf-8") if args.file else sys.stdout  # noqa: SIM115
     client = Client(socket_path(args))

@@ -148,7 +148,7 @@ def test_idle_connections_of_one_user_never_lock_out_root(public_daemon):
 
 def test_admin_slots_are_kept_free(tmp_path):
     """Many unprivileged users together leave ``admin_reserve`` slots to root."""
-    from accessd.server import Peer, Server
+    from accessd.shell.server import Peer, Server
 
     server = Server(max_clients=10, max_clients_per_uid=4, admin_reserve=3)
 

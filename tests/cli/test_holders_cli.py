@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from accessd.cli.holders import chunks
-from accessd.entrylist import CSV_COLUMNS
+from accessd.store.entrylist import CSV_COLUMNS
 
 
 def js(done) -> dict:

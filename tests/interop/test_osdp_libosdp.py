@@ -15,7 +15,7 @@ from accessd.protocols.osdp.cp import ControlPanel, PdConfig
 from accessd.wiring.serial_port import SerialPort
 from osdp_peer import KEY, Bus, Reader, wait_for
 
-from accessd.reader_osdp import BusThread
+from accessd.readers.osdp import BusThread
 
 
 class Cp:
@@ -225,7 +225,7 @@ def test_event_loop_runner_and_jsonl_trace(bus, cleanup, tmp_path):
     """BusLoop (the CP in the asyncio loop) and the packet trace, against the real reader."""
     import asyncio
 
-    from accessd.reader_osdp import BusLoop, Tracer
+    from accessd.readers.osdp import BusLoop, Tracer
 
     reader = Reader(bus, 1, scbk=KEY, enforce_secure=True)
     cleanup.append(reader)

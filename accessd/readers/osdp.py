@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from accessd.errors import ConfigError
 from accessd.protocols.credential import Credential
 from accessd.protocols.keypad import PinAssembler, PinEntered, PinTimeout
 from accessd.protocols.osdp import events as ev
@@ -38,8 +39,6 @@ from accessd.protocols.osdp import payloads as p
 from accessd.protocols.osdp import trace as tr
 from accessd.protocols.osdp.cp import ControlPanel, PdConfig
 from accessd.wiring.serial_port import PortLost, SerialPort, SerialPortError
-
-from .errors import ConfigError
 
 log = logging.getLogger("accessd.osdp")
 

@@ -8,7 +8,7 @@ import stat
 import pytest
 from accessd.protocols.credential import Credential
 
-from accessd.entrylist import (
+from accessd.store.entrylist import (
     CSV_COLUMNS,
     MIGRATIONS,
     DuplicateCredential,
@@ -428,7 +428,7 @@ def test_import_line_numbers_count_physical_lines(store):
 
 
 def test_staged_import_bulk_path_and_fallback_naming_errors(store, tmp_path):
-    from accessd.entrylist import open_staging, parse_csv, stage_rows
+    from accessd.store.entrylist import open_staging, parse_csv, stage_rows
 
     def staged(name, text):
         errors = []

@@ -10,7 +10,7 @@ from gpiozero.pins.mock import MockFactory
 
 from accessd.config import parse_config
 from accessd.errors import CommandError, ConfigError
-from accessd.reader_wiegand import create
+from accessd.readers.wiegand import create
 
 H26 = LIBRARY.encode("H10301", facility_code=12, card_number=3456)
 PINS = {"d0": 5, "d1": 6, "frame_floor": 0.15, "frame_ceiling": 0.3}  # tolerate a paused simulator thread

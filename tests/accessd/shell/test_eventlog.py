@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from accessd.eventlog import EventLog
 from accessd.events import Event
+from accessd.shell.eventlog import EventLog
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def ev(seq, etype="door.opened", ts=None, **fields):
@@ -84,7 +84,7 @@ def test_corrupt_file_is_kept_and_a_fresh_log_started(tmp_path):
 
 WRITER = """
 import sys, time
-from accessd.eventlog import EventLog
+from accessd.shell.eventlog import EventLog
 from accessd.events import Event
 log = EventLog(sys.argv[1], flush_interval=0.5)
 log.open()

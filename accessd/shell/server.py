@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .errors import CommandError
+from accessd.errors import CommandError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Every credential a reader reads comes to :meth:`Access.present` in the loop thread.
 It publishes ``credential.read``, looks the holder up in the entry list, decides
-(``accessd.decision``) and acts:
+(``accessd.access.decision``) and acts:
 
 * granted — a holder with a use count has one use taken in a committed transaction
   (``synchronous=FULL``) **before** the door is told: a kill -9 or a power cut at any
@@ -36,12 +36,12 @@ from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
+from accessd.access import upstream as upstream_mod
+from accessd.access.decision import Decision, Holder, decide
+from accessd.access.decision import deny as deny_decision
+from accessd.errors import CommandError
 from accessd.protocols.credential import Credential
-
-from . import upstream as upstream_mod
-from .decision import Decision, Holder, decide
-from .decision import deny as deny_decision
-from .entrylist import (
+from accessd.store.entrylist import (
     HOLDER_KEYS,
     EntryList,
     EntryListError,
@@ -52,7 +52,6 @@ from .entrylist import (
     parse_header,
     stage_rows,
 )
-from .errors import CommandError
 
 log = logging.getLogger(__name__)
 

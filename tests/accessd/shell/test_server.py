@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from accessd.errors import CommandError
-from accessd.server import Peer, Server, is_admin
+from accessd.shell.server import Peer, Server, is_admin
 
 # -- against a real daemon ---------------------------------------------------------
 

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from accessd.decision import REASONS, Decision, Holder, decide, window_end, window_start
+from accessd.access.decision import REASONS, Decision, Holder, decide, window_end, window_start
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 6, 15, 12, 0, 0, tzinfo=UTC)

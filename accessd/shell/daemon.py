@@ -24,7 +24,7 @@ Integration contract for components (each module in :data:`COMPONENTS` has
   what was asked without secrets, the outcome); a refused one ``security.forbidden``;
 * ``daemon.register_status(name, fn)``: ``status[name] = fn()``; a dotted name such as
   ``counts.holders`` nests;
-* hooks: ``daemon.access`` (set by :mod:`accessd.access`: ``present(credential, reader_id)``,
+* hooks: ``daemon.access`` (set by :mod:`accessd.access.component`: ``present(credential, reader_id)``,
   ``deny(reason, reader_id, **fields)``), ``daemon.door`` (``grant(*, seconds, holder, reader)``, ``unlock(seconds)``,
   ``lock()``), ``daemon.readers`` (reader id → object with ``feedback(granted)`` and
   ``status()``).
@@ -42,23 +42,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import __version__
-from .config import Config
-from .errors import CommandError
-from .eventlog import PAGE_MAX, EventLog
-from .events import Event
-from .sdnotify import Notifier
-from .server import Server, inherited_socket, redact
-from .timeutil import device_tz, parse_time
+from accessd import __version__
+from accessd.config import Config
+from accessd.errors import CommandError
+from accessd.events import Event
+from accessd.shell.eventlog import PAGE_MAX, EventLog
+from accessd.shell.sdnotify import Notifier
+from accessd.shell.server import Server, inherited_socket, redact
+from accessd.timeutil import device_tz, parse_time
 
 log = logging.getLogger("accessd")
 
 # Component modules in start order (the door first: it locks the relay).
 COMPONENTS: tuple[str, ...] = (
-    "accessd.doorctl",  # relay, inputs, door: its constructor locks the relay first
-    "accessd.reader_wiegand",
-    "accessd.reader_osdp",
-    "accessd.access",  # entry list and decisions: daemon.access
+    "accessd.door.component",  # relay, inputs, door: its constructor locks the relay first
+    "accessd.readers.wiegand",
+    "accessd.readers.osdp",
+    "accessd.access.component",  # entry list and decisions: daemon.access
 )
 
 
@@ -102,7 +102,7 @@ class Daemon:
             admin_group=d.admin_group, version=__version__, audit=self._audit,
         )
         self.notifier = Notifier()
-        self.access = None  # set by the entry-list component (accessd.access)
+        self.access = None  # set by the entry-list component (accessd.access.component)
         self.door = None
         self.readers: dict = {}
         self.components: list = []
@@ -158,7 +158,7 @@ class Daemon:
 
     def _audit(self, cmd: str, peer, params: dict, result: dict | None, error: str | None) -> None:
         """``admin.<cmd>`` for a privileged command that ran (or failed), ``security.forbidden``
-        for one refused; never a PIN, a QR text or a CSV body (:func:`~accessd.server.redact`)."""
+        for one refused; never a PIN, a QR text or a CSV body (:func:`~accessd.shell.server.redact`)."""
         who = {"uid": peer.uid, "gid": peer.gid, "pid": peer.pid}
         if error == "forbidden":
             self.publish("security.forbidden", command=cmd, **who)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from accessd.sdnotify import Notifier
+from accessd.shell.sdnotify import Notifier
 
 
 def notify_socket(tmp_path) -> socket.socket:
@@ -110,7 +110,7 @@ def test_shutdown_locks_the_relay_before_stopping_the_other_components(tmp_path)
     import tomllib
 
     from accessd.config import parse_config
-    from accessd.daemon import Daemon
+    from accessd.shell.daemon import Daemon
 
     config = parse_config(tomllib.loads(
         f'[daemon]\nsocket = "{tmp_path}/s.sock"\nstate_dir = "{tmp_path}/state"\npin_factory = "mock"\n'
@@ -141,7 +141,7 @@ def test_relay_first_holds_the_fan_out_until_the_block_ends(tmp_path):
     import tomllib
 
     from accessd.config import parse_config
-    from accessd.daemon import Daemon
+    from accessd.shell.daemon import Daemon
 
     daemon = Daemon(parse_config(tomllib.loads(f'[daemon]\nstate_dir = "{tmp_path}"\npin_factory = "mock"\n')))
     daemon._logging = True  # as after start: events are numbered and logged

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from accessd import daemon as daemon_mod
-from accessd import doorctl
+from accessd.shell import daemon as daemon_mod
 from accessd.config import parse_config
+from accessd.door import component as doorctl
 from accessd.errors import CommandError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class RecordingPin(MockPin):
@@ -147,7 +147,7 @@ def set_input(d, ctl, name, state, clock):
 
 
 def test_door_component_is_first():
-    assert daemon_mod.COMPONENTS[0] == "accessd.doorctl"
+    assert daemon_mod.COMPONENTS[0] == "accessd.door.component"
 
 
 @pytest.mark.parametrize("normal_state, locked", [("open", False), ("closed", True)])

@@ -1,7 +1,7 @@
 """"Use connected door controller": delegate unknown credentials upstream.
 
 When ``access.upstream`` is enabled and a credential is **not** in the local entry
-list, ``accessd.access`` asks an ``Upstream`` for the decision.  A credential found
+list, ``accessd.access.component`` asks an ``Upstream`` for the decision.  A credential found
 locally (even one denied locally: expired, suspended…) is never sent upstream.
 
 The wire outputs to a real upstream controller (Wiegand out, OSDP as a PD) come

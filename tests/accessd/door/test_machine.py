@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accessd.door import (
+from accessd.door.machine import (
     Contact,
     Door,
     DoorPolicy,

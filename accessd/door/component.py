@@ -1,4 +1,4 @@
-"""The door component: relay, inputs, the pure :class:`~accessd.door.Door` and its timers.
+"""The door component: relay, inputs, the pure :class:`~accessd.door.machine.Door` and its timers.
 
 It is first in the daemon's ``COMPONENTS``: its constructor claims the relay line at
 the normal (locked) level before storage, the socket or any reader exists.  Then:
@@ -30,10 +30,21 @@ import math
 import signal
 import threading
 
-from .door import Contact, Door, DoorPolicy, Emit, Grant, ManualLock, ManualUnlock, Rex, SetRelay, Tick
-from .errors import CommandError
+from accessd.door.machine import (
+    Contact,
+    Door,
+    DoorPolicy,
+    Emit,
+    Grant,
+    ManualLock,
+    ManualUnlock,
+    Rex,
+    SetRelay,
+    Tick,
+)
+from accessd.errors import CommandError
 
-log = logging.getLogger("accessd.door")
+log = logging.getLogger("accessd.door.machine")
 
 MAX_UNLOCK = 86_400.0
 WATCHDOG_PERIOD = 0.1
@@ -443,7 +454,7 @@ def _only(params: dict, command: str, allowed: set[str]) -> None:
 
 
 def _peer_uid() -> int | None:
-    from .server import CURRENT_PEER
+    from accessd.shell.server import CURRENT_PEER
 
     peer = CURRENT_PEER.get()
     return None if peer is None else peer.uid

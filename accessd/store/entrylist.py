@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from accessd.decision import Holder, window_end, window_start
+from accessd.access.decision import Holder, window_end, window_start
 from accessd.errors import (
     DuplicateCredential,
     EntryListError,

@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import LogCorrupt
-from .events import Event
+from accessd.errors import LogCorrupt
+from accessd.events import Event
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 
+from accessd.errors import CommandError, ConfigError
 from accessd.protocols.credential import Credential
 from accessd.protocols.keypad import InvalidKey, PinAssembler, PinEntered, PinTimeout
 from accessd.protocols.wiegand.convert import convert
@@ -50,8 +51,6 @@ from accessd.protocols.wiegand.formats import (
 from accessd.protocols.wiegand.keypress import KEYS, KeypressFormat
 from accessd.wiring.feedback import ReaderFeedback
 from accessd.wiring.wiegand import WiegandReader
-
-from .errors import CommandError, ConfigError
 
 log = logging.getLogger(__name__)
 

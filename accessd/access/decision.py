@@ -1,7 +1,7 @@
 """The access decision: pure code, no storage, no clock, no I/O.
 
 ``decide(holder=…, now=…, tz=…)`` answers *granted* or *denied* with one of the
-reasons DESIGN.md lists.  The caller (``accessd.access``) looks the holder up,
+reasons DESIGN.md lists.  The caller (``accessd.access.component``) looks the holder up,
 passes the wall-clock instant and the device time zone, and acts on the answer.
 
 Validity windows are in device time.  ``valid_from``/``valid_to`` are ISO 8601

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .errors import IllegalTransition
+from accessd.errors import IllegalTransition
 
 __all__ = [
     "Contact",

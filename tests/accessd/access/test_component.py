@@ -16,9 +16,9 @@ import pytest
 from accessd.protocols.credential import Credential
 from accessd.protocols.wiegand.formats import LIBRARY
 
+from accessd.access.upstream import FakeUpstream, UpstreamAnswer, credential_key
 from accessd.config import parse_config
-from accessd.daemon import Daemon
-from accessd.upstream import FakeUpstream, UpstreamAnswer, credential_key
+from accessd.shell.daemon import Daemon
 
 CARD = Credential.card("0318601", 26)
 H10301_12_3456 = LIBRARY.encode("H10301", facility_code=12, card_number=3456)

@@ -1,0 +1,1 @@
+"""The door: the pure door machine and the component that drives relay and inputs."""
