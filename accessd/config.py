@@ -91,7 +91,34 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OsdpConfig:
+class CardKeys:
+    """How a reader's card bits are read (protocols/pipeline.py): the same keys and defaults
+    for every card reader (``[reader.wiegand]``, ``[reader.osdp]``)."""
+
+    # card formats (protocols/wiegand/formats.py): "auto" or a format name; auto tries `preference` in order
+    format: str = opt("auto", expect="\"auto\" or a card format name")
+    preference: list[str] = opt(factory=lambda: ["H10301", "H10306", "C1k35s", "H10302", "H10304", "C1k48s"],
+                                expect="card format names")
+    # frames of a length no format knows become Raw cards (matched by their bits); bad
+    # parity and swapped D0/D1 stay invalid_format either way
+    accept_raw: bool = opt(True)
+    # card data conversion (protocols/wiegand/convert.py): present every card as this format
+    convert_to: str | None = opt(None, expect="a card format name")
+    fc_mode: str = opt("auto", choices=("auto", "optional", "override"))
+    facility_code: int = opt(0, expect="a facility code", range=(0, 4_194_303))
+    byte_reversal: bool = opt(False)
+    max_32bit: bool = opt(False)
+
+    def card_settings(self):
+        from accessd.protocols.pipeline import CardSettings
+
+        return CardSettings(format=self.format, preference=tuple(self.preference), accept_raw=self.accept_raw,
+                            convert_to=self.convert_to, fc_mode=self.fc_mode, facility_code=self.facility_code,
+                            byte_reversal=self.byte_reversal, max_32bit=self.max_32bit)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OsdpConfig(CardKeys):
     port: str = opt("/dev/ttyAMA0", expect="a serial device or pyserial URL")
     baud: int = opt(9600, choices=(9600, 19200, 38400, 57600, 115200, 230400))
     address: int = opt(0, expect="a PD address", range=(0, 126))
@@ -116,20 +143,9 @@ class OsdpConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WiegandConfig:
+class WiegandConfig(CardKeys):
     d0: int = opt(17, expect="a BCM GPIO number", range=(0, 53))
     d1: int = opt(27, expect="a BCM GPIO number", range=(0, 53))
-    # card formats (protocols/wiegand/formats.py): "auto" or a format name; auto tries `preference` in order
-    format: str = opt("auto", expect="\"auto\" or a card format name")
-    preference: list[str] = opt(factory=lambda: ["H10301", "H10306", "C1k35s", "H10302", "H10304", "C1k48s"],
-                                expect="card format names")
-    accept_raw: bool = opt(False)  # frames no format fits become Raw cards instead of invalid_format
-    # card data conversion (protocols/wiegand/convert.py): present every card as this format
-    convert_to: str | None = opt(None, expect="a card format name")
-    fc_mode: str = opt("auto", choices=("auto", "optional", "override"))
-    facility_code: int = opt(0, expect="a facility code", range=(0, 4_194_303))
-    byte_reversal: bool = opt(False)
-    max_32bit: bool = opt(False)
     # keypads (protocols/wiegand/keypress.py, protocols/keypad.py)
     keypress_format: str = opt("FourBit", choices=("FourBit", "SixBitParity", "EightBitZeroPadded",
                                                    "EightBitInvertPadded", "Wiegand26", "Wiegand34", "Wiegand37",
@@ -305,18 +321,21 @@ class Config:
 
 
 def _check_wiegand_names(cfg: Config) -> None:
-    """reader.wiegand's format, preference and convert_to name built-in or [[formats]] formats."""
+    """Each card reader's format, preference and convert_to name built-in or [[formats]] formats."""
     from accessd.protocols.wiegand.errors import UnknownFormat
 
     lib = cfg.format_library()
-    w = cfg.reader.wiegand
-    for key, names in (("format", [] if w.format.lower() == "auto" else [w.format]), ("preference", w.preference),
-                       ("convert_to", [w.convert_to] if w.convert_to else [])):
-        for name in names:
-            try:
-                lib.canonical(name)
-            except UnknownFormat as exc:
-                raise ConfigError(f"reader.wiegand.{key}", str(exc)) from None
+    for section in ("wiegand", "osdp"):
+        w = getattr(cfg.reader, section)
+        for key, names in (("format", [] if w.format.lower() == "auto" else [w.format]), ("preference", w.preference),
+                           ("convert_to", [w.convert_to] if w.convert_to else [])):
+            for name in names:
+                try:
+                    lib.canonical(name)
+                except UnknownFormat as exc:
+                    raise ConfigError(f"reader.{section}.{key}", str(exc)) from None
+            if key == "convert_to" and names and names[0].casefold() == "raw":
+                raise ConfigError(f"reader.{section}.convert_to", "expected a card format to convert to, got \"Raw\"")
 
 
 def _check_pins(cfg: Config) -> None:

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from accessd.access.decision import REASONS
+
 # The event types of the public interface (DESIGN.md).  Components may add types in
 # these namespaces (for example ``security.downgrade`` or ``alarm.lockout``).
 EVENT_TYPES = frozenset(
@@ -18,10 +20,7 @@ EVENT_TYPES = frozenset(
     }
 )  # fmt: skip
 NAMESPACES = frozenset({t.split(".")[0] for t in EVENT_TYPES} | {"security", "alarm", "admin"})
-DENY_REASONS = (
-    "unknown_credential", "expired", "not_yet_valid", "suspended", "uses_exhausted",
-    "pin_mismatch", "pin_timeout", "locked_out", "invalid_format",
-)  # fmt: skip
+DENY_REASONS = REASONS  # one list: accessd.access.decision
 _TYPE = re.compile(r"[a-z]+(\.[a-z_]+)*")
 
 

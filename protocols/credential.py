@@ -15,7 +15,10 @@ class Credential:
     ``bits`` is a string of ``0``/``1`` in wire order (first bit sent first);
     ``hex`` is the value of those bits as a right-justified hexadecimal number.
     ``format``/``facility_code``/``card_number`` are filled when a card format
-    decoded the bits.  A PIN never leaves this object in :meth:`to_json`.
+    decoded the bits.  ``candidates`` are the (format, facility code, card number)
+    readings with good parity that the entry list may match a holder by (the chosen one
+    first; :mod:`accessd.protocols.pipeline` fills them).  A PIN never leaves this
+    object in :meth:`to_json`.
     """
 
     kind: Literal["card", "pin", "qr"]
@@ -25,6 +28,7 @@ class Credential:
     format: str | None = None
     facility_code: int | None = None
     card_number: int | None = None
+    candidates: tuple[tuple[str, int | None, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -37,6 +41,8 @@ class Credential:
                 raise ValueError("a PIN is 1 to 32 decimal digits")
         elif not self.qr:
             raise ValueError("a QR credential needs its text")
+        if self.candidates and self.kind != "card":
+            raise ValueError("only a card has format candidates")
 
     @classmethod
     def card(cls, hex_value: str, bit_length: int, **decoded: object) -> Credential:

@@ -1,32 +1,34 @@
-"""The access component: credentials in, decisions out (``daemon.access``).
+"""The access component: the shell of the access policy, and the entry-list commands.
 
-Every credential a reader reads comes to :meth:`Access.present` in the loop thread.
-It publishes ``credential.read``, looks the holder up in the entry list, decides
-(``accessd.access.decision``) and acts:
+Readers hand what their pipeline produced (:mod:`accessd.protocols.pipeline`:
+``Presented`` / ``Rejected`` / ``PinAbandoned``) to :meth:`Access.submit` in the loop
+thread.  The pure :class:`~accessd.access.policy.AccessPolicy` decides and returns
+actions; this shell carries them out in order:
 
-* granted — a holder with a use count has one use taken in a committed transaction
+* ``TakeUse`` — a holder with a use count has one use taken in a committed transaction
   (``synchronous=FULL``) **before** the door is told: a kill -9 or a power cut at any
-  instant can only lose a grant, never give one more than the count;
-  then ``access.granted``, ``daemon.door.grant(...)``, the reader's feedback;
-* denied — ``access.denied`` with its reason; an unknown credential or a wrong PIN
-  counts towards the reader's brute-force lockout (counters in the entry list
-  database, so a restart does not reset them); reaching ``lockout_attempts`` within
-  ``lockout_window`` locks the reader for ``lockout_duration`` (``alarm.lockout``),
-  during which every credential at that reader is denied ``locked_out``.
+  instant can only lose a grant, never give one more than the count; the answer goes
+  back to the policy at once;
+* ``Publish`` (``credential.read``, ``access.granted`` / ``access.denied``,
+  ``alarm.lockout``), ``Unlock`` (the door), ``Feedback`` (the reader's LED/beeper);
+* ``RecordFailure`` / ``ClearFailures`` / ``RecordLockout`` — the lockout state in
+  ``access.db`` (:mod:`accessd.access.lockouts`), so a restart does not reset it; a
+  record that cannot be written is logged and the lockout holds in memory all the same;
+* ``AskUpstream`` — a credential not in the local list asked upstream when
+  ``access.upstream`` is set; one found locally never is;
+* ``Decided`` — the answer for whoever waits (``simulate``, ``check-credential``).
 
-Card + PIN: when ``access.card_and_pin`` is on, a card whose holder also has a PIN
-waits (up to ``pin_timeout``) for a PIN at the same reader; the PIN must be that
-holder's (``pin_mismatch`` otherwise) and no PIN means ``pin_timeout``.  A PIN alone
-that belongs to a holder who has a card is ``pin_mismatch``: that holder needs both.
-
-Upstream ("use connected door controller"): a credential not in the local list is
-asked upstream when ``access.upstream`` is set; one found locally never is.
+A decision path that raises (a damaged entry list, an I/O error) ends in
+``access.denied`` with reason ``fault``: the door stays locked and says why.
+The dry run of ``check-credential`` is the policy's own function on a fork of its state
+(:meth:`Access.evaluate`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -37,10 +39,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from accessd.access import upstream as upstream_mod
-from accessd.access.decision import Decision, Holder, decide
+from accessd.access.decision import Decision, Holder
 from accessd.access.decision import deny as deny_decision
+from accessd.access.lockouts import LockoutRecord
+from accessd.access.policy import (
+    AccessPolicy,
+    AskUpstream,
+    ClearFailures,
+    Decided,
+    Feedback,
+    PinAbandoned,
+    PolicySettings,
+    Present,
+    Publish,
+    RecordFailure,
+    RecordLockout,
+    Reject,
+    TakeUse,
+    Unlock,
+    UpstreamAnswered,
+    UseTaken,
+)
+from accessd.access.policy import Tick as PolicyTick
 from accessd.errors import CommandError
 from accessd.protocols.credential import Credential
+from accessd.protocols.pipeline import (
+    CardInterpreter,
+    CardSettings,
+    Outcome,
+    Presented,
+    ReaderPipeline,
+    Rejected,
+)
 from accessd.store.entrylist import (
     HOLDER_KEYS,
     EntryList,
@@ -56,7 +86,6 @@ from accessd.store.entrylist import (
 log = logging.getLogger(__name__)
 
 IMPORT_IDLE = 120.0  # seconds after which an import session without chunks is abandoned
-COUNTED = ("unknown_credential", "pin_mismatch")  # reasons that count towards a lockout
 
 
 def reversed_uid(bits: str) -> str | None:
@@ -67,36 +96,70 @@ def reversed_uid(bits: str) -> str | None:
     return raw[::-1].hex().upper()
 
 
-class _Pending:
-    """A card that waits for its holder's PIN at one reader."""
+class EntryListLookup:
+    """The policy's view of the entry list (:class:`~accessd.access.policy.Lookup`)."""
 
-    __slots__ = ("credential", "holder_id", "deadline", "handle", "future")
+    def __init__(self, store: EntryList) -> None:
+        self.store = store
 
-    def __init__(self, credential, holder_id, deadline, handle, future) -> None:
-        self.credential = credential
-        self.holder_id = holder_id
-        self.deadline = deadline
-        self.handle = handle
-        self.future = future
+    def find(self, credential: Credential) -> Holder | None:
+        holder = self.store.find(credential)
+        if holder is not None or credential.kind != "card":
+            return holder
+        chosen = (credential.format, credential.facility_code, credential.card_number)
+        for fmt, fc, cn in credential.candidates:  # the other formats that read these bits
+            if (fmt, fc, cn) != chosen:
+                holder = self.store.find_card(None, fmt, fc, cn)
+                if holder is not None:
+                    return holder
+        return None
+
+    def get(self, holder_id: int) -> Holder | None:
+        try:
+            return self.store.get(holder_id)
+        except EntryListError:
+            return None
+
+    def pin_matches(self, holder_id: int, pin: str) -> bool:
+        return self.store.pin_matches(holder_id, pin)
+
+
+FAULT = Decision(granted=False, reason="fault")
 
 
 class Access:
-    def __init__(self, daemon) -> None:
+    """The shell around :class:`~accessd.access.policy.AccessPolicy`: it feeds the policy
+    what the readers' pipelines produce and carries out the actions (uses, log, relay,
+    feedback, lockout records); and it serves the entry-list commands."""
+
+    def __init__(self, daemon, *, door, readers: dict) -> None:
         self.daemon = daemon
-        self.cfg = daemon.config.access
+        self.door = door
+        self.readers = readers  # reader id → reader (filled by the daemon's wiring)
+        self.cfg = cfg = daemon.config.access
         self.tz = daemon.tz
         self.store = EntryList(daemon.state_dir)
-        self.upstream = upstream_mod.build(self.cfg.upstream, self.cfg.upstream_fake_grants)
-        self.latest: deque[tuple[float, str, Credential]] = deque(maxlen=self.cfg.latest_size)
-        self.pending: dict[str, _Pending] = {}
+        self.upstream = upstream_mod.build(cfg.upstream, cfg.upstream_fake_grants)
+        self.latest: deque[tuple[float, str, Credential]] = deque(maxlen=cfg.latest_size)
         self.imports: dict[str, _Import] = {}
-        self.counts = {"granted": 0, "denied": 0}
+        self.counts = {"granted": 0, "denied": 0, "faults": 0}
         self.closed = False
-        # lockouts in memory for the hot path; the database keeps them across restarts
-        self._lockouts = dict(self.store.state.execute("SELECT reader, until FROM reader_lockouts WHERE until > ?", (time.time(),)))
-        self._failing = {r for (r,) in self.store.state.execute("SELECT DISTINCT reader FROM reader_failures")}
         self.formats = daemon.formats
-        daemon.access = self
+        self.lockouts = LockoutRecord(self.store.state, window=cfg.lockout_window, duration=cfg.lockout_duration)
+        failures, lockouts = self.lockouts.load(now=daemon.clock(), wall=time.time())
+        settings = PolicySettings(card_and_pin=cfg.card_and_pin, pin_timeout=cfg.pin_timeout,
+                                  lockout_attempts=cfg.lockout_attempts, lockout_window=cfg.lockout_window,
+                                  lockout_duration=cfg.lockout_duration,
+                                  upstream=self.upstream.name if self.upstream else None)
+        self.policy = AccessPolicy(settings, EntryListLookup(self.store), self.tz, failures=failures,
+                                   lockouts=lockouts)
+        # the pipeline of check-credential when no reader is configured
+        self.default_pipeline = ReaderPipeline(cards=CardInterpreter(self.formats, CardSettings()))
+        self._refs = itertools.count(1)
+        self._futures: dict[int, tuple[asyncio.Future, bool]] = {}  # ref → (waiter, wants the Decided)
+        self._decided: dict[int, Decided] = {}
+        self._tasks: set[asyncio.Task] = set()
+        daemon.scheduler.add("access policy", self.policy.next_deadline, self._tick)
         # Every command here is privileged: check-credential is a PIN and card oracle even
         # as a dry run, and the list and the latest reads hold the card numbers a cloner
         # needs.  Reads are not audited; a chunked import is audited once, at its end.
@@ -122,225 +185,158 @@ class Access:
 
     async def stop(self) -> None:
         self.closed = True
-        for reader in list(self.pending):
-            self._drop_pending(reader)
+        for task in list(self._tasks):
+            task.cancel()
+        for fut, _ in self._futures.values():
+            if not fut.done():
+                fut.cancel()
         for imp in list(self.imports.values()):
             imp.discard()
         self.imports.clear()
         self.store.close()
 
     def status(self) -> dict:
-        now = time.time()
-        locked = {}
-        for reader, until in self.store.state.execute("SELECT reader, until FROM reader_lockouts WHERE until > ?", (now,)):
-            locked[reader] = _iso(until)
+        now, wall = self.daemon.clock(), time.time()
+        locked = {r: _iso(wall + until - now) for r, until in self.policy.lockouts.items() if until > now}
         return {
             "granted": self.counts["granted"],
             "denied": self.counts["denied"],
+            "faults": self.counts["faults"],
             "locked_out": locked,
-            "waiting_for_pin": sorted(self.pending),
+            "waiting_for_pin": sorted(self.policy.waiting),
             "upstream": self.upstream.name if self.upstream else None,
         }
 
     # ------------------------------------------------------------------ the reader path
 
-    def present(self, credential: Credential, reader: str):
-        """A credential read at ``reader`` (loop thread).
+    def submit(self, outcome: Outcome, reader: str):
+        """What a reader's pipeline produced at ``reader`` (loop thread).
 
-        Returns the :class:`Decision`, or a future of it when the decision waits
-        (for a PIN after a card, or for the upstream controller).  Subscribers get the
-        events after the relay has moved.
+        Returns the :class:`Decision`, or a future of it when the decision waits (for
+        the PIN after a card, or for the upstream controller), or None for an abandoned
+        PIN.  Subscribers get the events only after the relay has moved.
         """
-        with self.daemon.relay_first():
-            return self._present(credential, reader)
-
-    def _present(self, credential: Credential, reader: str):
-        self._remember(credential, reader)
-        cred_json = credential.to_json()
-        self.daemon.publish("credential.read", credential=cred_json, reader=reader)
-        if self.closed:  # a read that arrives while the daemon stops: the door stays locked
-            self.daemon.publish("access.denied", reason="unknown_credential", credential=cred_json, holder=None,
-                                reader=reader, detail="stopping")
-            return Decision(granted=False, reason="unknown_credential")
-        now = time.time()
-        pending = self.pending.get(reader)
-        if credential.kind == "pin" and pending is not None:
-            self._drop_pending(reader, keep_future=True)
-            return self._finish_card_pin(pending, credential.pin, reader, now)
-        if pending is not None:  # another card or a QR: the one waiting got no PIN
-            self._pin_timed_out(reader)
-        if self._locked(reader, now):
-            return self._act(deny_decision("locked_out"), credential, reader, now)
-        holder = self._find(credential)
-        if holder is None and self.upstream is not None:
-            return asyncio.ensure_future(self._ask_upstream(credential, reader))
-        pin_ok = None
-        if holder is not None and self.cfg.card_and_pin and holder.has_card and holder.has_pin:
-            if credential.kind == "card":
-                return self._wait_for_pin(credential, holder, reader)
-            if credential.kind == "pin":
-                pin_ok = False  # this holder needs the card first
-        decision = decide(holder=holder, now=_utc(now), tz=self.tz, pin_ok=pin_ok)
-        return self._act(decision, credential, reader, now)
-
-    def deny(self, reason: str, reader: str, **fields) -> None:
-        """A denial decided by a reader (``invalid_format``, ``pin_timeout`` …)."""
-        if reason == "pin_timeout" and reader in self.pending:
-            self._pin_timed_out(reader)  # the keypad gave up: that is the waiting card's answer
-            return
-        fields.setdefault("holder", None)
-        self.counts["denied"] += 1
-        self.daemon.publish("access.denied", reason=reason, reader=reader, **fields)
-        self._feedback(reader, False)
-
-    def _find(self, credential: Credential) -> Holder | None:
-        holder = self.store.find(credential)
-        if holder is not None or credential.kind != "card" or credential.format is not None:
-            return holder
-        # Not decoded by the reader: try each format that reads these bits with good parity.
-        for match in self.formats.matches(credential.bits):
-            if match.parity_ok is not False and match.card_number is not None:
-                holder = self.store.find_card(None, match.format, match.facility_code, match.card_number)
-                if holder is not None:
-                    return holder
+        if isinstance(outcome, Presented):
+            return self.present(outcome.credential, reader)
+        if isinstance(outcome, Rejected):
+            self._decide(Reject(reader=reader, fields=outcome.fields()), reader, ref=None)
+            return deny_decision("invalid_format")
+        self._decide(PinAbandoned(reader=reader, digits=outcome.digits), reader, ref=None)
         return None
 
-    def _wait_for_pin(self, credential: Credential, holder: Holder, reader: str):
-        loop = self.daemon.loop
-        future = loop.create_future()
-        deadline = self.daemon.clock() + self.cfg.pin_timeout
-        pending = _Pending(credential, holder.id, deadline, None, future)
-        pending.handle = loop.call_later(self.cfg.pin_timeout, self._pin_timed_out, reader, pending)
-        self.pending[reader] = pending
-        return future
-
-    def _pin_timed_out(self, reader: str, which: _Pending | None = None) -> None:
-        """The card waiting at ``reader`` (``which``, when its own timer fires) got no PIN."""
-        pending = self.pending.get(reader)
-        if pending is None or (which is not None and pending is not which):
-            return  # answered already, or another card waits there now
-        del self.pending[reader]
-        pending.handle.cancel()
-        holder = self._get(pending.holder_id)
-        decision = Decision(granted=False, reason="pin_timeout", holder=holder, remaining_uses=holder.uses if holder else None)
-        self._act(decision, pending.credential, reader, time.time())
-        if not pending.future.done():
-            pending.future.set_result(decision)
-
-    def _drop_pending(self, reader: str, *, keep_future: bool = False) -> None:
-        pending = self.pending.pop(reader, None)
-        if pending is None:
-            return
-        pending.handle.cancel()
-        if not keep_future and not pending.future.done():
-            pending.future.cancel()
-
-    def _finish_card_pin(self, pending: _Pending, pin: str, reader: str, now: float) -> Decision:
-        holder = self._get(pending.holder_id)
-        if self._locked(reader, now):
-            decision = deny_decision("locked_out")
-        else:
-            pin_ok = holder is not None and self.store.pin_matches(holder.id, pin)
-            decision = decide(holder=holder, now=_utc(now), tz=self.tz, pin_ok=pin_ok)
-        decision = self._act(decision, pending.credential, reader, now)
-        if not pending.future.done():
-            pending.future.set_result(decision)
-        return decision
-
-    def _get(self, holder_id: int) -> Holder | None:
-        try:
-            return self.store.get(holder_id)
-        except EntryListError:
-            return None
-
-    async def _ask_upstream(self, credential: Credential, reader: str) -> Decision:
-        try:
-            answer = await asyncio.wait_for(self.upstream.decide(credential, reader), self.cfg.upstream_timeout)
-        except Exception as exc:  # unreachable, timed out, broken: the credential stays unknown
-            log.warning("upstream %s did not answer for %s: %s", self.upstream.name, reader, exc)
-            answer = None
-        now = time.time()
-        if self.closed:
+    def present(self, credential: Credential, reader: str, *, pin: str | None = None):
+        """A credential read at ``reader`` (see :meth:`submit`)."""
+        if self.closed:  # a read that arrives while the daemon stops: the door stays locked
+            cred_json = credential.to_json()
+            with self.daemon.relay_first():
+                self.daemon.publish("credential.read", credential=cred_json, reader=reader)
+                self.daemon.publish("access.denied", reason="unknown_credential", credential=cred_json,
+                                    holder=None, reader=reader, detail="stopping")
             return Decision(granted=False, reason="unknown_credential")
-        if answer is not None and answer.granted:
-            self.counts["granted"] += 1
-            holder = answer.holder
-            self.daemon.publish(
-                "access.granted", credential=credential.to_json(), holder=holder, reader=reader, reason=None,
-                remaining_uses=None, upstream=self.upstream.name,
-            )
-            self._door_grant(None, holder, reader)
-            self._feedback(reader, True)
-            self._clear_failures(reader)
-            return Decision(granted=True, reason=None)
-        return self._act(deny_decision("unknown_credential"), credential, reader, now, upstream=self.upstream.name)
+        return self._present(credential, reader, pin, whole=False)
 
-    def _act(self, decision: Decision, credential: Credential, reader: str, now: float, **extra) -> Decision:
-        """Carry out a decision: take the use, log, unlock, give feedback."""
-        holder = decision.holder
-        if decision.granted and holder is not None and holder.uses is not None:
+    def _present(self, credential: Credential, reader: str, pin: str | None, *, whole: bool = True):
+        """The answer of a presentation — its :class:`Decided` (``whole``) or only the
+        :class:`Decision` — or a future of it."""
+        if credential.kind != "pin":
+            self.latest.appendleft((time.time(), reader, credential))
+        ref = next(self._refs)
+        return self._decide(Present(credential=credential, reader=reader, pin=pin, ref=ref), reader, ref=ref,
+                            whole=whole)
+
+    def _decide(self, event, reader: str, *, ref: int | None, whole: bool = False):
+        with self.daemon.relay_first():
             try:
-                ok, remaining = self.store.consume_use(holder.id)  # committed before the relay acts
-            except sqlite3.Error as exc:  # disk full, I/O error: no use taken, so no grant
-                log.error("cannot take a use of holder %s: %s", holder.id, exc)
-                ok, remaining = False, holder.uses
-                extra["error"] = f"the use could not be recorded: {exc}"
-            decision = (
-                Decision(granted=True, reason=None, holder=holder, remaining_uses=remaining)
-                if ok
-                else Decision(granted=False, reason="uses_exhausted", holder=holder, remaining_uses=remaining)
-            )
-        brief = holder.brief() if holder is not None else None
-        fields = dict(credential=credential.to_json(), holder=brief, reader=reader)
-        if decision.granted:
-            self.counts["granted"] += 1
-            self.daemon.publish(
-                "access.granted", reason=None, remaining_uses=decision.remaining_uses, **fields, **extra
-            )
-            self._door_grant(holder.access_time, brief, reader)
-            self._feedback(reader, True)
-            self._clear_failures(reader)
-            return decision
+                actions = self.policy.handle(event, now=self.daemon.clock(), wall=time.time())
+            except Exception as exc:  # a broken lookup (a damaged list, an I/O error): deny, say so
+                self._fault(event, reader, ref, exc)
+            else:
+                self._apply(actions)
+        self.daemon.scheduler.poke()
+        if ref is None:
+            return None
+        done = self._decided.pop(ref, None)
+        if done is not None:
+            return done if whole else done.decision
+        fut = self.daemon.loop.create_future()
+        self._futures[ref] = (fut, whole)
+        return fut
+
+    def _fault(self, event, reader: str, ref: int | None, exc: Exception) -> None:
+        log.exception("the decision at %s failed", reader)
+        self.counts["faults"] += 1
         self.counts["denied"] += 1
-        self.daemon.publish(
-            "access.denied", reason=decision.reason, remaining_uses=decision.remaining_uses, **fields, **extra
-        )
-        if decision.reason in COUNTED and self.cfg.lockout_attempts:
-            self._failing.add(reader)
-            try:
-                count, until = self.store.record_failure(
-                    reader,
-                    now,
-                    attempts=self.cfg.lockout_attempts,
-                    window=self.cfg.lockout_window,
-                    duration=self.cfg.lockout_duration,
-                )
-            except sqlite3.Error as exc:  # the denial stands; only the count is lost
-                log.error("cannot count a failure at %s: %s", reader, exc)
-                count, until = 0, None
-            if until is not None:
-                self._lockouts[reader] = until
-                self.daemon.publish(
-                    "alarm.lockout", reader=reader, failures=count, window=self.cfg.lockout_window, until=_iso(until)
-                )
+        cred = getattr(event, "credential", None)
+        self.daemon.publish("access.denied", reason="fault", reader=reader, holder=None,
+                            credential=cred.to_json() if cred is not None else None,
+                            error=f"{type(exc).__name__}: {exc}")
         self._feedback(reader, False)
-        return decision
+        if ref is not None:
+            self._resolve(Decided(refs=(ref,), decision=FAULT, reader=reader))
 
-    def _clear_failures(self, reader: str) -> None:
-        """A grant resets the reader's failure count (a write only when there is one)."""
-        if reader in self._failing:
-            self._failing.discard(reader)
-            self.store.clear_failures(reader)
+    def _tick(self, now: float) -> None:
+        with self.daemon.relay_first():
+            self._apply(self.policy.handle(PolicyTick(), now=now, wall=time.time()))
 
-    def _door_grant(self, seconds: float | None, holder: dict | None, reader: str) -> None:
-        door = self.daemon.door
-        if door is None:
-            log.warning("access granted at %s but no door is configured", reader)
+    def _apply(self, actions: list) -> None:
+        """Carry out the policy's actions in order (TakeUse answers at once, in place)."""
+        work = deque(actions)
+        while work:
+            a = work.popleft()
+            if isinstance(a, Publish):
+                self.daemon.publish(a.type, **a.fields)
+            elif isinstance(a, TakeUse):
+                try:
+                    ok, remaining = self.store.consume_use(a.holder_id)  # committed before the relay acts
+                    error = None
+                except sqlite3.Error as exc:  # disk full, I/O error: no use taken, so no grant
+                    log.error("cannot take a use of holder %s: %s", a.holder_id, exc)
+                    holder = self.policy.lookup.get(a.holder_id)
+                    ok, remaining, error = False, holder.uses if holder else None, str(exc)
+                answer = UseTaken(token=a.token, ok=ok, remaining=remaining, error=error)
+                work.extendleft(reversed(self.policy.handle(answer, now=self.daemon.clock(), wall=time.time())))
+            elif isinstance(a, Unlock):
+                if self.door is None:
+                    log.warning("access granted at %s but no door is configured", a.reader)
+                else:
+                    self.door.grant(seconds=a.seconds, holder=a.holder, reader=a.reader)
+            elif isinstance(a, Feedback):
+                self._feedback(a.reader, a.granted)
+            elif isinstance(a, AskUpstream):
+                task = asyncio.ensure_future(self._ask_upstream(a))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif isinstance(a, RecordFailure | ClearFailures | RecordLockout):
+                self.lockouts.apply(a, wall=time.time())
+            elif isinstance(a, Decided):
+                self._resolve(a)
+
+    def _resolve(self, decided: Decided) -> None:
+        self.counts["granted" if decided.decision.granted else "denied"] += 1
+        for ref in decided.refs:
+            waiter = self._futures.pop(ref, None)
+            if waiter is None:
+                self._decided[ref] = decided
+            elif not waiter[0].done():
+                waiter[0].set_result(decided if waiter[1] else decided.decision)
+        while len(self._decided) > 64:  # answers nobody asked for (a reader does not wait)
+            self._decided.pop(next(iter(self._decided)))
+
+    async def _ask_upstream(self, ask: AskUpstream) -> None:
+        try:
+            answer = await asyncio.wait_for(self.upstream.decide(ask.credential, ask.reader), self.cfg.upstream_timeout)
+        except Exception as exc:  # unreachable, timed out, broken: the credential stays unknown
+            log.warning("upstream %s did not answer for %s: %s", self.upstream.name, ask.reader, exc)
+            answer = None
+        if self.closed:
             return
-        door.grant(seconds=seconds, holder=holder, reader=reader)
+        event = UpstreamAnswered(token=ask.token, granted=bool(answer is not None and answer.granted),
+                                 holder=answer.holder if answer is not None else None)
+        with self.daemon.relay_first():
+            self._apply(self.policy.handle(event, now=self.daemon.clock(), wall=time.time()))
 
     def _feedback(self, reader: str, granted: bool) -> None:
-        r = self.daemon.readers.get(reader)
+        r = self.readers.get(reader)
         feedback = getattr(r, "feedback", None)
         if feedback is not None:
             try:
@@ -348,38 +344,20 @@ class Access:
             except Exception:  # feedback is a courtesy: it must not undo the decision
                 log.exception("reader %s feedback failed", reader)
 
-    def _remember(self, credential: Credential, reader: str) -> None:
-        """Keep the read for ``latest`` (decoded only when asked: not on the way to the relay)."""
-        if credential.kind != "pin":
-            self.latest.appendleft((time.time(), reader, credential))
-
     def _latest_entry(self, ts: float, reader: str, credential: Credential) -> dict:
         entry: dict = {"time": _iso(ts), "reader": reader, **credential.to_json()}
         if credential.kind == "card":
             entry.update(bits=credential.bits, reversed_uid=reversed_uid(credential.bits))
-            if credential.format is None:
-                with contextlib.suppress(Exception):
-                    chosen = self.formats.decode(credential.bits).chosen
-                    if chosen is not None and chosen.parity_ok is not False:
-                        entry.update(format=chosen.format, facility_code=chosen.facility_code,
-                                     card_number=chosen.card_number)
+            if credential.format is None and credential.candidates:  # a raw read: how it decodes
+                entry.update(zip(("format", "facility_code", "card_number"), credential.candidates[0], strict=True))
         return entry
-
-    def _locked(self, reader: str, now: float) -> bool:
-        until = self._lockouts.get(reader)
-        if until is None:
-            return False
-        if until <= now:
-            del self._lockouts[reader]
-            return False
-        return True
 
     # ------------------------------------------------------------------ commands
 
     def known_readers(self) -> set[str]:
         """The reader ids a credential may be presented at: the configured readers (or,
         with none, the door's own ``reader.id``)."""
-        return set(self.daemon.readers) or {self.daemon.config.reader.id}
+        return set(self.readers) or {self.daemon.config.reader.id}
 
     def _default_reader(self) -> str:
         known = self.known_readers()
@@ -389,12 +367,16 @@ class Access:
             return self.daemon.config.reader.id
         raise CommandError("invalid", f"check-credential: reader: several readers, give one of {', '.join(sorted(known))}")
 
-    def _credentials_from(self, params: dict) -> tuple[Credential, str | None]:
-        """The credential to check and an extra PIN (card + PIN)."""
+    def _pipeline(self, reader: str) -> ReaderPipeline:
+        return getattr(self.readers.get(reader), "pipeline", None) or self.default_pipeline
+
+    def _outcome_from(self, params: dict, reader: str) -> tuple[Outcome, str | None]:
+        """What the reader's pipeline makes of the credential given, and an extra PIN."""
         card, bits, pin, qr = (params.get(k) for k in ("card", "bit_length", "pin", "qr"))
         given = [k for k, v in (("card", card), ("qr", qr)) if v is not None]
         if len(given) > 1:
             raise CommandError("invalid", "check-credential: give one of card, pin or qr (a PIN may follow a card)")
+        pipeline = self._pipeline(reader)
         try:
             if card is not None:
                 if bits is None:
@@ -402,59 +384,65 @@ class Access:
                 if not isinstance(bits, int) or isinstance(bits, bool):
                     raise CommandError("invalid", f"check-credential: bit_length: expected a number of bits, got {bits!r}")
                 try:
-                    cred = Credential.card(str(card).removeprefix("0x"), bits)
+                    raw = Credential.card(str(card).removeprefix("0x"), bits)
                 except ValueError as exc:
                     raise CommandError("invalid", f"check-credential: card: {exc}") from None
-                return cred, _pin_param(pin)
+                return pipeline.cards.interpret(raw.bits), _pin_param(pin)
             if qr is not None:
-                return Credential(kind="qr", qr=str(qr)), None
+                return Presented(credential=Credential(kind="qr", qr=str(qr))), None
             if pin is not None:
-                return Credential(kind="pin", pin=_pin_param(pin)), None
+                return Presented(credential=Credential(kind="pin", pin=_pin_param(pin))), None
         except ValueError as exc:
             raise CommandError("invalid", f"check-credential: {exc}") from None
         raise CommandError("invalid", "check-credential: give card (with bit_length), pin or qr")
 
-    def evaluate(self, credential: Credential, reader: str, pin: str | None = None) -> tuple[Decision, dict]:
-        """The decision without acting on it (check-credential's dry run)."""
-        now = time.time()
+    def evaluate(self, outcome: Outcome, reader: str, pin: str | None = None) -> tuple[Decision, dict]:
+        """The decision without acting on it (check-credential's dry run): the policy's own
+        function on a copy of its state, the actions not applied."""
+        if isinstance(outcome, Rejected):
+            return deny_decision("invalid_format"), outcome.fields()
+        policy = self.policy.fork()
+        now, wall = self.daemon.clock(), time.time()
+        ref = -1
+        work = deque(policy.handle(Present(credential=outcome.credential, reader=reader, pin=pin, ref=ref),
+                                   now=now, wall=wall))
+        if reader in policy.waiting:  # the door would wait for the PIN: without one, that wait ends so
+            work.extend(policy.handle(PolicyTick(), now=now + policy.settings.pin_timeout, wall=wall))
         extra: dict = {}
-        if self._locked(reader, now):
-            return deny_decision("locked_out"), extra
-        holder = self._find(credential)
-        if holder is None and self.upstream is not None:
-            extra["upstream"] = f"would ask {self.upstream.name}"
-        pin_ok = None
-        if holder is not None and self.cfg.card_and_pin and holder.has_card and holder.has_pin:
-            if credential.kind == "card":
-                if pin is None:
-                    extra["pin_required"] = True
-                    return Decision(granted=False, reason="pin_timeout", holder=holder, remaining_uses=holder.uses), extra
-                pin_ok = self.store.pin_matches(holder.id, pin)
-                pin = None
-            else:
-                pin_ok = False  # this holder's PIN alone: the card must come first
-        if pin is not None:
-            extra["pin_ignored"] = True  # the card's holder needs no PIN: the door would not wait for it
-        return decide(holder=holder, now=_utc(now), tz=self.tz, pin_ok=pin_ok), extra
+        while work:
+            a = work.popleft()
+            if isinstance(a, TakeUse):  # as if the use were taken
+                holder = policy.lookup.get(a.holder_id)
+                remaining = holder.uses - 1 if holder and holder.uses else 0
+                work.extend(policy.handle(UseTaken(token=a.token, ok=bool(holder and holder.uses), remaining=remaining),
+                                          now=now, wall=wall))
+            elif isinstance(a, AskUpstream):
+                extra["upstream"] = f"would ask {self.upstream.name}"
+                return deny_decision("unknown_credential"), extra
+            elif isinstance(a, Decided) and ref in a.refs:
+                return a.decision, {**extra, **{k: v for k, v in a.extra.items() if k != "use_taken"}}
+        raise RuntimeError("the policy gave no decision")  # pragma: no cover - a policy bug
 
     async def cmd_check(self, params: dict) -> dict:
-        credential, pin = self._credentials_from(params)
         reader = params.get("reader") or self._default_reader()
         known = self.known_readers()
         if not isinstance(reader, str) or reader not in known:
             # an invented reader id would dodge the per-reader lockout and grant "at" no door
             raise CommandError("invalid", f"check-credential: reader: expected one of {', '.join(sorted(known))}, got {reader!r}")
+        outcome, pin = self._outcome_from(params, reader)
         extra: dict = {}
-        if params.get("present"):
-            outcome = self.present(credential, reader)
-            if pin is not None:
-                if isinstance(outcome, asyncio.Future) and reader in self.pending:
-                    self.present(Credential(kind="pin", pin=pin), reader)
-                else:
-                    extra["pin_ignored"] = True  # the door did not wait for a PIN
-            decision = await outcome if isinstance(outcome, asyncio.Future) else outcome
+        credential = outcome.credential if isinstance(outcome, Presented) else Credential(kind="card", bits=outcome.bits)
+        if not params.get("present"):
+            decision, extra = self.evaluate(outcome, reader, pin)
+        elif isinstance(outcome, Rejected):
+            self.submit(outcome, reader)
+            decision, extra = deny_decision("invalid_format"), outcome.fields()
+        elif self.closed:
+            decision = self.present(credential, reader, pin=pin)
         else:
-            decision, extra = self.evaluate(credential, reader, pin)
+            result = self._present(credential, reader, pin)
+            decided = await result if isinstance(result, asyncio.Future) else result
+            decision, extra = decided.decision, {k: v for k, v in decided.extra.items() if k != "pin_required"}
         out = decision.to_json()
         out.update(reader=reader, credential=credential.to_json(), present=bool(params.get("present")), **extra)
         return out
@@ -673,5 +661,5 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def create(daemon) -> Access:
-    return Access(daemon)
+def create(daemon, *, door, readers: dict) -> Access:
+    return Access(daemon, door=door, readers=readers)

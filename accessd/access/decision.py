@@ -35,6 +35,7 @@ REASONS = (
     "pin_timeout",
     "locked_out",
     "invalid_format",
+    "fault",  # the decision could not be made (a damaged entry list, an I/O error): denied
 )
 
 _ONE_SECOND = timedelta(seconds=1)

@@ -6,8 +6,8 @@ the normal (locked) level before storage, the socket or any reader exists.  Then
 * inputs (contact, REX, tamper and every ``[inputs.NAME]``) are gpiozero devices; their
   callbacks (gpiozero's thread) only stamp the level and hop onto the loop, where the
   debounce, the :class:`Door` and the publishing happen;
-* the door's and the inputs' deadlines drive one ``loop.call_later`` timer (timers are
-  data: ``next_deadline()`` / ``tick(now)``);
+* the door's and the inputs' deadlines are one machine on the shell's scheduler (timers
+  are data: ``next_deadline()`` / ``tick(now)``);
 * a small watchdog thread forces the relay to normal when it stays unlocked more than
   ``door.watchdog_grace`` seconds past the door's deadline, which only happens when the
   loop is stalled (a blocked callback, a stuck disk); it publishes ``system.watchdog``
@@ -92,15 +92,13 @@ class DoorController:
         self.door = self._fresh_door(self.clock())
         self._boot = self._boot_check()
         self._next_resample = self.clock() + RESAMPLE_PERIOD
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
         self._watch_deadline: float | None = None
         self._watchdog_period = watchdog_period
         self.watchdog_trips = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
-        daemon.door = self
+        daemon.scheduler.add("door", self.next_deadline, self._tick)
         daemon.register_command("door.unlock", self._cmd_unlock, privileged=True)
         daemon.register_command("door.lock", self._cmd_lock, privileged=True)
         daemon.register_command("simulate.input", self._cmd_simulate_input, privileged=True)
@@ -179,8 +177,6 @@ class DoorController:
             self.relay.to_normal()
         finally:
             self._stopping.set()
-            if self._timer is not None:
-                self._timer.cancel()
             self._close_inputs()
             self.relay.close()
         if was_unlocked:
@@ -300,9 +296,7 @@ class DoorController:
             self._fail_safe(exc, ("edge", inp.name, circuit_closed))
         self._reschedule()
 
-    def _tick(self) -> None:
-        self._timer = None
-        self._timer_at = None
+    def _tick(self, now: float | None = None) -> None:
         if self._stopped:
             return
         now = self._now()
@@ -340,20 +334,15 @@ class DoorController:
                 if pressed != self.door.rex_pressed:
                     self._apply(self.door.handle(Rex(pressed=pressed), max(change.at, self.door.now)))
 
-    def _reschedule(self) -> None:
-        if self._stopped or self.daemon.loop is None:
-            return
+    def next_deadline(self) -> float | None:
+        if self._stopped:
+            return None
         deadlines = [self.door.next_deadline(), self._next_resample if self.inputs else None]
         deadlines += [inp.next_deadline() for inp in self.inputs.values()]
-        due = min((d for d in deadlines if d is not None), default=None)
-        if due == self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._timer_at = None
-        if due is not None:
-            self._timer_at = due
-            self._timer = self.daemon.loop.call_later(max(0.0, due - self.clock()), self._tick)
+        return min((d for d in deadlines if d is not None), default=None)
+
+    def _reschedule(self) -> None:
+        self.daemon.scheduler.poke()
 
     # -- the watchdog thread ------------------------------------------------------------------
 

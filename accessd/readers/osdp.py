@@ -12,8 +12,10 @@ while the loop is blocked, so the daemon uses :class:`BusThread`.
 What it publishes: ``reader.connecting`` / ``reader.connected`` /
 ``reader.disconnected`` per PD, ``tamper`` on LSTATR tamper/power changes,
 ``security.<kind>`` on a downgrade, wrong key, MAC failure…, ``reader.provisioned``
-after install mode.  Card data (RAW, wire-order bits) and keypad PINs (through
-:class:`accessd.protocols.keypad.PinAssembler`) go to ``daemon.access.present``;
+after install mode.  Card data (RAW, wire-order bits) and keypad keys go through each
+PD's :class:`~accessd.protocols.pipeline.ReaderPipeline` (the same interpretation as
+every other reader: ``[reader.osdp]`` has the same card keys as ``[reader.wiegand]``)
+to the sink (the access component);
 ``feedback(granted)`` shows green/red on the reader LED and sounds the buzzer.
 Install-mode provisioning is recorded in ``state_dir/osdp-provisioned.json`` (a
 key fingerprint per PD address) so a restart never re-enters install mode.
@@ -32,12 +34,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from accessd.errors import ConfigError
-from accessd.protocols.credential import Credential
-from accessd.protocols.keypad import PinAssembler, PinEntered, PinTimeout
+from accessd.protocols.keypad import PinAssembler
 from accessd.protocols.osdp import events as ev
 from accessd.protocols.osdp import payloads as p
 from accessd.protocols.osdp import trace as tr
 from accessd.protocols.osdp.cp import ControlPanel, PdConfig
+from accessd.protocols.pipeline import CardInterpreter, ReaderPipeline
+from accessd.protocols.wiegand.errors import UnknownFormat
 from accessd.wiring.serial_port import PortLost, SerialPort, SerialPortError
 
 log = logging.getLogger("accessd.osdp")
@@ -308,14 +311,14 @@ def save_provisioned(path: Path, record: dict) -> None:
 # ------------------------------------------------------------------------------ the component
 
 class _Reader:
-    """One PD as the daemon sees it (``daemon.readers[id]``)."""
+    """One PD as the access component and ``status`` see it."""
 
-    def __init__(self, owner: OsdpReader, address: int, reader_id: str) -> None:
+    def __init__(self, owner: OsdpReader, address: int, reader_id: str, cards: CardInterpreter) -> None:
         self.owner = owner
         self.address = address
         self.id = reader_id
         cfg = owner.cfg
-        self.pins = PinAssembler(length=cfg.pin_length, timeout=cfg.pin_timeout)
+        self.pipeline = ReaderPipeline(cards=cards, pins=PinAssembler(length=cfg.pin_length, timeout=cfg.pin_timeout))
 
     def feedback(self, granted: bool) -> None:
         self.owner.feedback(self.address, granted)
@@ -325,16 +328,23 @@ class _Reader:
 
 
 class OsdpReader:
-    def __init__(self, daemon) -> None:
+    def __init__(self, daemon, sink) -> None:
         self.daemon = daemon
+        self.sink = sink
         self.cfg = cfg = daemon.config.reader.osdp
         base = daemon.config.reader.id
         addresses = [cfg.address, *cfg.addresses]
-        self.readers: dict[int, _Reader] = {}
+        try:
+            cards = CardInterpreter(daemon.formats, cfg.card_settings())
+        except UnknownFormat as exc:
+            key = "format" if exc.name == cfg.format else "convert_to" if exc.name == cfg.convert_to else "preference"
+            raise ConfigError(f"reader.osdp.{key}", str(exc)) from None
+        self.by_address: dict[int, _Reader] = {}
         for i, addr in enumerate(addresses):
             rid = base if i == 0 else f"{base}.{addr}"
-            self.readers[addr] = r = _Reader(self, addr, rid)
-            daemon.readers[rid] = r
+            self.by_address[addr] = _Reader(self, addr, rid, cards)
+        self.readers = list(self.by_address.values())
+        daemon.scheduler.add("osdp keypads", self._pin_deadline, self._pin_tick)
         self.scbk = bytes.fromhex(cfg.scbk) if cfg.scbk else None
         self.record_path = Path(daemon.state_dir) / "osdp-provisioned.json"
         self.bus: BusThread | BusLoop | None = None
@@ -346,7 +356,6 @@ class OsdpReader:
             except OSError as exc:
                 raise ConfigError("reader.osdp.trace", f"cannot open the packet trace {cfg.trace}: {exc.strerror}") \
                     from None
-        self._pin_timer = None
         self._states: dict[int, str] = {a: "connecting" for a in addresses}
         self._security: dict[int, str | None] = {a: None for a in addresses}
         self._tamper: dict[int, tuple[bool, bool] | None] = {a: None for a in addresses}
@@ -357,7 +366,7 @@ class OsdpReader:
         record = load_provisioned(self.record_path)
         fp = key_fingerprint(self.scbk) if self.scbk else None
         pds = []
-        for addr in self.readers:
+        for addr in self.by_address:
             done = fp is not None and record.get(str(addr), {}).get("key") == fp
             if cfg.install_mode and done:
                 log.info("OSDP PD %d is already provisioned with this key; install mode not entered", addr)
@@ -382,8 +391,6 @@ class OsdpReader:
             self.port.close()
         if self.tracer is not None:
             self.tracer.close()
-        if self._pin_timer is not None:
-            self._pin_timer.cancel()
 
     # -- status / feedback
     def reader_status(self, address: int) -> dict:
@@ -422,20 +429,21 @@ class OsdpReader:
         self.daemon.publish(type_, **fields)
 
     def _on_event(self, e) -> None:
-        if isinstance(e, ev.ComChanged) and e.old_address != e.address and e.old_address in self.readers:
-            r = self.readers.pop(e.old_address)
+        if isinstance(e, ev.ComChanged) and e.old_address != e.address and e.old_address in self.by_address:
+            r = self.by_address.pop(e.old_address)
             r.address = e.address
-            self.readers[e.address] = r
+            self.by_address[e.address] = r
             for table in (self._states, self._security, self._tamper):
                 table[e.address] = table.pop(e.old_address)
             log.warning("OSDP reader %s moved from address %d to %d (COMSET)", r.id, e.old_address, e.address)
             return
-        r = self.readers.get(e.address)
+        r = self.by_address.get(e.address)
         if r is None:
             return
         rid = r.id
         if isinstance(e, ev.CardRead):
-            self.daemon.access.present(self._card(e.bits), rid)
+            for outcome in r.pipeline.card(e.bits):
+                self.sink.submit(outcome, rid)
         elif isinstance(e, ev.KeypadKeys):
             self._keys(r, e.keys)
         elif isinstance(e, ev.Connecting):
@@ -473,51 +481,21 @@ class OsdpReader:
         elif isinstance(e, ev.BusError):
             log.debug("OSDP bus: %s", e.error)
 
-    def _card(self, bits: str) -> Credential:
-        """Wire-order bits → a card credential, decoded with the daemon's format library
-        (built-ins plus ``[[formats]]``) when a format fits; OSDP readers often send raw
-        UIDs, which are presented as they are."""
-        decoded: dict = {}
-        try:
-            d = self.daemon.formats.decode(bits)
-        except Exception:  # noqa: BLE001 - decoding is a courtesy; the bits are the credential
-            log.debug("no card format decoded %s", bits, exc_info=True)
-        else:
-            c = d.chosen if d.ok else None
-            if c is not None and c.format != "Raw":
-                decoded = dict(format=c.format, facility_code=c.facility_code, card_number=c.card_number)
-        return Credential(kind="card", bits=bits, **decoded)
-
     def _keys(self, r: _Reader, keys: str) -> None:
-        for out in r.pins.feed(keys, self.daemon.clock()):
-            self._pin_event(r, out)
-        self._arm_pin_timer()
+        for outcome in r.pipeline.keys(keys, self.daemon.clock()):
+            self.sink.submit(outcome, r.id)
+        self.daemon.scheduler.poke()
 
-    def _pin_event(self, r: _Reader, out) -> None:
-        if isinstance(out, PinEntered):
-            self.daemon.access.present(Credential(kind="pin", pin=out.pin), r.id)
-        elif isinstance(out, PinTimeout):
-            self.daemon.access.deny("pin_timeout", r.id)
+    def _pin_deadline(self) -> float | None:
+        return min((d for r in self.readers if (d := r.pipeline.next_deadline()) is not None), default=None)
 
-    def _arm_pin_timer(self) -> None:
-        if self._pin_timer is not None:
-            self._pin_timer.cancel()
-            self._pin_timer = None
-        deadlines = [d for r in self.readers.values() if (d := r.pins.next_deadline()) is not None]
-        if deadlines:
-            self._pin_timer = self.daemon.loop.call_at(min(deadlines) - self.daemon.clock() + self.daemon.loop.time(),
-                                                       self._pin_tick)
-
-    def _pin_tick(self) -> None:
-        self._pin_timer = None
-        now = self.daemon.clock()
-        for r in self.readers.values():
-            for out in r.pins.tick(now):
-                self._pin_event(r, out)
-        self._arm_pin_timer()
+    def _pin_tick(self, now: float) -> None:
+        for r in self.readers:
+            for outcome in r.pipeline.tick(now):
+                self.sink.submit(outcome, r.id)
 
 
-def create(daemon) -> OsdpReader | None:
+def create(daemon, sink) -> OsdpReader | None:
     if daemon.config.reader.protocol != "osdp":
         return None
-    return OsdpReader(daemon)
+    return OsdpReader(daemon, sink)

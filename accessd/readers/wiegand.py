@@ -2,17 +2,15 @@
 
 Path of a credential (loop thread unless noted)::
 
-    GPIO callback thread: WiegandReader edge (line, level, time on daemon.clock())
+    GPIO callback thread: WiegandReader edge (line, level, time on the shell's clock)
       → loop.call_soon_threadsafe → EdgeDecoder.edge → Frame (at the adaptive end of frame)
-      → a keypress frame (reader.wiegand.keypress_format)? → keys → PinAssembler
-            → PinEntered  → daemon.access.present(Credential(kind="pin"), reader)
-            → PinTimeout  → daemon.access.deny("pin_timeout", reader)
-      → else a card: FormatLibrary.decode (format / preference / accept_raw)
-            → decoded  → optional conversion (convert_to) → daemon.access.present(card)
-            → not      → daemon.access.deny("invalid_format", reader, bits=…, detail=…)
+      → a keypress frame (reader.wiegand.keypress_format)? → keys → pipeline.keys
+      → else a card → pipeline.card (protocols/pipeline.py: format, preference,
+        convert_to, accept_raw — the same interpretation as every other reader)
+      → Presented / Rejected / PinAbandoned → sink.submit(outcome, reader id)
 
-One loop timer serves the decoder's end of frame, the PIN timeout and the
-stuck-line check (``next_deadline()`` of each).  A data line held low for more
+The decoder's end of frame, the PIN timeout, the stuck-line check and the LED's
+return to idle are one machine on the shell's scheduler (``next_deadline()`` of each).  A data line held low for more
 than half a second (an unpowered reader, a shorted or cut cable pulled low) makes
 the reader ``not_connected`` with ``reader.disconnected`` (``reason`` names the
 line); it is ``connected`` again, with ``reader.connected``, once both lines are
@@ -26,7 +24,7 @@ frame has been decided.  Because that thread can be paused by the OS for a few
 milliseconds on a busy machine (a real reader is never paused), the end-of-frame
 floor is at least 30 ms on mock GPIO; hardware uses ``frame_floor`` as set.
 
-Cards are decoded with ``daemon.formats``: the built-ins plus the config's ``[[formats]]``.
+Cards are read with ``shell.formats``: the built-ins plus the config's ``[[formats]]``.
 """
 
 from __future__ import annotations
@@ -36,18 +34,11 @@ import contextlib
 import logging
 
 from accessd.errors import CommandError, ConfigError
-from accessd.protocols.credential import Credential
-from accessd.protocols.keypad import InvalidKey, PinAssembler, PinEntered, PinTimeout
-from accessd.protocols.wiegand.convert import convert
+from accessd.protocols.keypad import InvalidKey, PinAssembler
+from accessd.protocols.pipeline import CardInterpreter, Presented, ReaderPipeline, Rejected
 from accessd.protocols.wiegand.decoder import Discarded, EdgeDecoder, Frame, Glitch, Timing
 from accessd.protocols.wiegand.errors import KeypressError, UnknownFormat, WiegandError
-from accessd.protocols.wiegand.formats import (
-    RAW,
-    FormatLibrary,
-    bits_to_hex,
-    check_bits,
-    hex_to_bits,
-)
+from accessd.protocols.wiegand.formats import FormatLibrary, bits_to_hex, check_bits, hex_to_bits
 from accessd.protocols.wiegand.keypress import KEYS, KeypressFormat
 from accessd.wiring.feedback import ReaderFeedback
 from accessd.wiring.wiegand import WiegandReader
@@ -60,10 +51,10 @@ MOCK_FLOOR = 0.03  # end-of-frame floor on mock GPIO (see WiegandComponent.__ini
 STUCK_AFTER = 0.5  # seconds a data line may stay low before the reader counts as disconnected
 
 
-def create(daemon):
+def create(daemon, sink):
     if daemon.config.reader.protocol != "wiegand":
         return None
-    return WiegandComponent(daemon, daemon.formats)
+    return WiegandComponent(daemon, sink, daemon.formats)
 
 
 def _decision(decided) -> dict:
@@ -75,25 +66,20 @@ def _decision(decided) -> dict:
 
 
 class WiegandComponent:
-    """One Wiegand reader (``daemon.readers[reader.id]``)."""
+    """One Wiegand reader: the component and its only reader."""
 
-    def __init__(self, daemon, library: FormatLibrary) -> None:
+    def __init__(self, daemon, sink, library: FormatLibrary) -> None:
         self.daemon = daemon
+        self.sink = sink
         self.cfg = cfg = daemon.config.reader.wiegand
         self.id = daemon.config.reader.id
         self.library = library
         path = "reader.wiegand"
         try:
-            if cfg.format.casefold() != "auto":
-                library.canonical(cfg.format)
-            for name in cfg.preference:
-                library.canonical(name)
-            if cfg.convert_to is not None:
-                library.get(cfg.convert_to)
+            cards = CardInterpreter(library, cfg.card_settings())
         except UnknownFormat as exc:
             key = "format" if exc.name == cfg.format else "convert_to" if exc.name == cfg.convert_to else "preference"
             raise ConfigError(f"{path}.{key}", str(exc)) from None
-        self.preference = tuple(cfg.preference) + ((RAW,) if cfg.accept_raw else ())
         floor, ceiling = cfg.frame_floor, cfg.frame_ceiling
         if daemon.mock:  # simulated edges come from a Python thread the OS may pause for a few ms
             floor = max(floor, MOCK_FLOOR)
@@ -108,20 +94,21 @@ class WiegandComponent:
                                                facility_code=cfg.keypress_facility_code, library=library)
             except (KeypressError, ValueError) as exc:
                 raise ConfigError(f"{path}.keypress_format", str(exc)) from None
-        self.pins = PinAssembler(length=cfg.pin_length, timeout=cfg.pin_timeout)
+        self.pipeline = ReaderPipeline(cards=cards, pins=PinAssembler(length=cfg.pin_length, timeout=cfg.pin_timeout))
+        self.readers = [self]
         self.device: WiegandReader | None = None
         self.lights: ReaderFeedback | None = None
-        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._seen = 0  # edges taken by the loop (the device counts those it handed over)
         self._defers = 0
+        self._deferring = False  # edges still queued on the loop: the tick waits for them
         self._low_since: list[float | None] = [None, None]  # per line, while it is low
         self.fault: str | None = None  # why the reader counts as disconnected
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_at: float | None = None  # when the LED returns to its idle colour
         self._waiters: list[asyncio.Future] = []
         self._send_lock = asyncio.Lock()
         self.counts = {"frames": 0, "cards": 0, "keys": 0, "invalid": 0, "glitches": 0, "noise": 0}
         self.last_frame: dict | None = None
-        daemon.readers[self.id] = self
+        daemon.scheduler.add(f"reader {self.id}", self.next_deadline, self._tick)
         daemon.register_command("simulate.card", self.cmd_card, privileged=True)
         daemon.register_command("simulate.wiegand", self.cmd_wiegand, privileged=True)
         daemon.register_command("simulate.keys", self.cmd_keys, privileged=True)
@@ -142,12 +129,10 @@ class WiegandComponent:
         for line, level in enumerate(self.device.levels):
             if not level:  # already low at start: stuck unless a pulse ends very soon
                 self._low_since[line] = now
-        self._arm()
+        self.daemon.scheduler.poke()
 
     async def stop(self) -> None:
-        for timer in (self._timer, self._idle_timer):
-            if timer is not None:
-                timer.cancel()
+        self._idle_at = None
         for fut in self._waiters:
             if not fut.done():
                 fut.cancel()
@@ -168,7 +153,7 @@ class WiegandComponent:
             "d0": self.cfg.d0,
             "d1": self.cfg.d1,
             "keypress_format": self.cfg.keypress_format,
-            "pending_pin_digits": self.pins.pending,
+            "pending_pin_digits": self.pipeline.pins.pending,
             "led": self.lights.colour if self.lights is not None else None,
             "counts": dict(self.counts),
             "last_frame": self.last_frame,
@@ -183,14 +168,8 @@ class WiegandComponent:
             self.lights.beep(1, on=0.3, off=0.1)
         else:
             self.lights.beep(3, on=0.08, off=0.08)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-        self._idle_timer = self.daemon.loop.call_later(cfg.feedback_time, self._back_to_idle)
-
-    def _back_to_idle(self) -> None:
-        self._idle_timer = None
-        if self.lights is not None:
-            self.lights.show(self.cfg.led_idle)
+        self._idle_at = self.daemon.clock() + cfg.feedback_time
+        self.daemon.scheduler.poke()
 
     # ------------------------------------------------------------ edges, timers, frames
     def _edge(self, line: int, level: int, t: float) -> None:
@@ -201,7 +180,7 @@ class WiegandComponent:
             self.daemon.publish("reader.connected", reader=self.id, protocol="wiegand", d0=self.cfg.d0,
                                 d1=self.cfg.d1)
         self._handle(self.decoder.edge(line, level, t))
-        self._arm()
+        self.daemon.scheduler.poke()
 
     def _stuck_deadline(self) -> float | None:
         if self.fault is not None:
@@ -218,30 +197,32 @@ class WiegandComponent:
         self.decoder.flush()  # whatever came before the fault is not a frame
         self.daemon.publish("reader.disconnected", reader=self.id, protocol="wiegand", reason=self.fault)
 
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadlines = [d for d in (self.decoder.next_deadline(), self.pins.next_deadline(), self._stuck_deadline())
-                     if d is not None]
-        if deadlines:
-            loop = self.daemon.loop
-            when = loop.time() + (min(deadlines) - self.daemon.clock())
-            self._timer = loop.call_at(when, self._tick)
+    def next_deadline(self) -> float | None:
+        if self._deferring:
+            return None
+        return min((d for d in (self.decoder.next_deadline(), self.pipeline.next_deadline(), self._stuck_deadline(),
+                                self._idle_at) if d is not None), default=None)
 
-    def _tick(self) -> None:
-        self._timer = None
+    def _tick(self, now: float) -> None:
         if self.device is not None and self.device.edges > self._seen and self._defers < 100:
             # Edges stamped before the deadline are still queued behind this timer: take them first.
             self._defers += 1
-            self._timer = self.daemon.loop.call_soon(self._tick)
+            self._deferring = True
+            self.daemon.loop.call_soon(self._resume)
             return
         self._defers = 0
-        now = self.daemon.clock()
         self._check_stuck(now)
         self._handle(self.decoder.tick(now))
-        self._pin_events(self.pins.tick(now))
-        self._arm()
+        self._pin_outcomes(self.pipeline.tick(now))
+        if self._idle_at is not None and now >= self._idle_at:
+            self._idle_at = None
+            if self.lights is not None:
+                self.lights.show(self.cfg.led_idle)
+
+    def _resume(self) -> None:
+        self._deferring = False
+        self._tick(self.daemon.clock())
+        self.daemon.scheduler.poke()
 
     def _handle(self, events) -> None:
         for event in events:
@@ -254,7 +235,7 @@ class WiegandComponent:
             elif isinstance(event, Discarded):
                 self.counts["noise"] += 1
                 if event.reason == "too_long":
-                    self._invalid(event.bits, f"more than {self.timing.max_bits} bits")
+                    self._submit(Rejected(bits=event.bits, detail=f"more than {self.timing.max_bits} bits"))
                     self._resolve({"bits": event.bits, "result": "invalid"})
                 else:
                     log.debug("reader %s: %d-bit burst ignored as noise", self.id, len(event.bits))
@@ -277,63 +258,40 @@ class WiegandComponent:
                 keys = kp.decode_frame(bits)
             except KeypressError as exc:
                 if not kp.buffered:
-                    self._invalid(bits, str(exc))
+                    self._submit(Rejected(bits=bits, detail=str(exc)))
                     return {"bits": bits, "result": "invalid", "detail": str(exc)}
             else:
                 self.counts["keys"] += 1
                 # a key frame's bits are the key: status shows neither
                 self.last_frame = {"bit_length": frame.count, "keys": "".join("•" if k.isdigit() else k for k in keys),
                                    "interval_ms": self.last_frame["interval_ms"], "glitches": frame.glitches}
-                decided = self._pin_events(self.pins.feed(keys, frame.last))
+                decided = self._pin_outcomes(self.pipeline.keys(keys, frame.last))
                 return {"bits": bits, "result": "keys", "keys": len(keys), **decided}
         return self._card(bits)
 
     def _card(self, bits: str) -> dict:
-        d = self.library.decode(bits, format=self.cfg.format, preference=self.preference)
-        cfg = self.cfg
-        chosen = d.chosen if d.ok else None
-        raw_uid = not d.swapped and not any(m.parity_ok is False for m in d.matches)
-        if cfg.convert_to is not None and (chosen is not None or raw_uid):
-            if chosen is not None and chosen.format != RAW and chosen.card_number is not None:
-                fmt = self.library.get(chosen.format)
-                cn_len = next(f.length for f in fmt.fields if f.name == "card_number")
-                uid, width = format(chosen.card_number, "X"), cn_len
-            else:
-                uid, width = bits_to_hex(bits), len(bits)
-            try:
-                conv = convert(uid, width, cfg.convert_to, fc_mode=cfg.fc_mode, facility_code=cfg.facility_code,
-                               card_facility_code=chosen.facility_code if chosen else None,
-                               byte_reversal=cfg.byte_reversal, max_32bit=cfg.max_32bit, library=self.library)
-            except WiegandError as exc:
-                self._invalid(bits, f"cannot convert to {cfg.convert_to}: {exc}")
-                return {"bits": bits, "result": "invalid", "detail": str(exc)}
-            cred = Credential(kind="card", bits=conv.bits, format=conv.format, facility_code=conv.facility_code,
-                              card_number=conv.card_number)
-        elif chosen is not None:
-            raw = chosen.format == RAW
-            cred = Credential(kind="card", bits=bits, format=None if raw else chosen.format,
-                              facility_code=None if raw else chosen.facility_code,
-                              card_number=None if raw else chosen.card_number)
-        else:
-            extra = {"swapped": True} if d.swapped else {}
-            self._invalid(bits, d.reason or "no format fits", **extra)
-            return {"bits": bits, "result": "invalid", "detail": d.reason, **extra}
+        (outcome,) = self.pipeline.card(bits)
+        if isinstance(outcome, Rejected):
+            self._submit(outcome)
+            extra = {"swapped": True} if outcome.swapped else {}
+            return {"bits": bits, "result": "invalid", "detail": outcome.detail, **extra}
+        cred = outcome.credential
         self.counts["cards"] += 1
         self.last_frame.update(format=cred.format, facility_code=cred.facility_code, card_number=cred.card_number)
-        decided = self.daemon.access.present(cred, self.id)
+        decided = self.sink.submit(outcome, self.id)
         return {"bits": bits, "result": "card", "credential": cred.to_json(), **_decision(decided)}
 
-    def _invalid(self, bits: str, detail: str, **extra) -> None:
-        self.counts["invalid"] += 1
-        self.daemon.access.deny("invalid_format", self.id, bits=bits, bit_length=len(bits), detail=detail, **extra)
+    def _submit(self, outcome) -> object:
+        if isinstance(outcome, Rejected):
+            self.counts["invalid"] += 1
+        return self.sink.submit(outcome, self.id)
 
-    def _pin_events(self, events) -> dict:
+    def _pin_outcomes(self, outcomes) -> dict:
         out: dict = {}
-        for event in events:
-            if isinstance(event, PinEntered):
-                out = _decision(self.daemon.access.present(Credential(kind="pin", pin=event.pin), self.id))
-            elif isinstance(event, PinTimeout):
-                self.daemon.access.deny("pin_timeout", self.id, digits=event.digits)
+        for outcome in outcomes:
+            decided = self._submit(outcome)
+            if isinstance(outcome, Presented):
+                out = _decision(decided)
         return out
 
     # ------------------------------------------------------------ simulation (mock GPIO only)

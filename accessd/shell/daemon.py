@@ -7,27 +7,25 @@ and each component's ``start()`` runs.  SIGTERM/SIGINT stop the door first (the 
 goes to normal at once, whatever the other components do), then the others in reverse
 order; then the log is flushed and the socket removed.
 
-Integration contract for components (each module in :data:`COMPONENTS` has
-``create(daemon) -> component | None``; a component may have ``async start()``,
-``async stop()``):
+The parts are built in one place, :meth:`Daemon._build`, and wired by constructor
+(the contract is :mod:`accessd.shell.contract`): the door (its constructor locks the
+relay), the access component with the door and the reader registry, then each reader
+protocol's component with the access component as the sink of its pipeline.  Every part
+receives the daemon as its :class:`~accessd.shell.contract.Shell`:
 
-* ``daemon.config`` (:class:`~accessd.config.Config`), ``daemon.loop``, ``daemon.state_dir``
-  (:class:`pathlib.Path`), ``daemon.pin_factory`` (gpiozero factory), ``daemon.mock``;
-* ``daemon.formats``: the card format library (built-ins plus ``[[formats]]``);
-* ``daemon.clock()`` monotonic seconds;
-* ``daemon.publish(type, **fields) -> dict`` (loop thread) and ``publish_threadsafe``;
-  ``with daemon.relay_first():`` holds the fan-out to subscribers until the block ends;
-* ``daemon.register_command(name, handler, *, privileged=False, audited=None)``:
+* ``config``, ``loop``, ``state_dir``, ``pin_factory``, ``mock``, ``formats`` (the card
+  format library), ``tz``;
+* ``clock()`` monotonic seconds (injectable: tests pass a virtual clock) and
+  ``scheduler`` (:mod:`accessd.shell.scheduler`): every machine's ``next_deadline()``
+  / ``tick(now)`` behind one loop timer;
+* ``publish(type, **fields) -> dict`` (loop thread) and ``publish_threadsafe``;
+  ``with relay_first():`` holds the fan-out to subscribers until the block ends;
+* ``register_command(name, handler, *, privileged=False, audited=None)``:
   ``handler(params)`` returns a dict or an awaitable of one, or raises
   :class:`~accessd.errors.CommandError`; a privileged command runs only for root, the
   daemon's user and ``admin_group``, and each run publishes ``admin.<command>`` (who,
   what was asked without secrets, the outcome); a refused one ``security.forbidden``;
-* ``daemon.register_status(name, fn)``: ``status[name] = fn()``; a dotted name such as
-  ``counts.holders`` nests;
-* hooks: ``daemon.access`` (set by :mod:`accessd.access.component`: ``present(credential, reader_id)``,
-  ``deny(reason, reader_id, **fields)``), ``daemon.door`` (``grant(*, seconds, holder, reader)``, ``unlock(seconds)``,
-  ``lock()``), ``daemon.readers`` (reader id → object with ``feedback(granted)`` and
-  ``status()``).
+* ``register_status(name, fn)``: ``status[name] = fn()``; a dotted name nests.
 """
 
 from __future__ import annotations
@@ -44,22 +42,18 @@ from pathlib import Path
 
 from accessd import __version__
 from accessd.config import Config
-from accessd.errors import CommandError
+from accessd.errors import CommandError, ConfigError
 from accessd.events import Event
 from accessd.shell.eventlog import PAGE_MAX, EventLog
+from accessd.shell.scheduler import Scheduler
 from accessd.shell.sdnotify import Notifier
 from accessd.shell.server import Server, inherited_socket, redact
 from accessd.timeutil import device_tz, parse_time
 
 log = logging.getLogger("accessd")
 
-# Component modules in start order (the door first: it locks the relay).
-COMPONENTS: tuple[str, ...] = (
-    "accessd.door.component",  # relay, inputs, door: its constructor locks the relay first
-    "accessd.readers.wiegand",
-    "accessd.readers.osdp",
-    "accessd.access.component",  # entry list and decisions: daemon.access
-)
+# Reader protocol modules: each has ``create(shell, sink) -> ReaderComponent | None``.
+READERS: tuple[str, ...] = ("accessd.readers.wiegand", "accessd.readers.osdp")
 
 
 def make_pin_factory(name: str):
@@ -86,8 +80,15 @@ def make_pin_factory(name: str):
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, clock: Callable[[], float] | None = None,
+                 virtual_time: bool = False) -> None:
+        """``clock``: monotonic seconds (default ``time.monotonic``); ``virtual_time``: the
+        scheduler's timers are not put on the loop — a test moves time with
+        ``scheduler.advance``."""
         self.config = config
+        self.clock = clock or time.monotonic
+        self.scheduler = Scheduler(self.clock)
+        self._virtual = virtual_time
         d = config.daemon
         self.state_dir = Path(d.state_dir)
         self.mock = d.pin_factory == "mock"
@@ -102,9 +103,9 @@ class Daemon:
             admin_group=d.admin_group, version=__version__, audit=self._audit,
         )
         self.notifier = Notifier()
-        self.access = None  # set by the entry-list component (accessd.access.component)
+        self.access = None  # built by _build: the door, the access component, the readers
         self.door = None
-        self.readers: dict = {}
+        self.readers: dict = {}  # reader id → Reader
         self.components: list = []
         self._status: dict[str, Callable[[], object]] = {}
         self._seq = 0
@@ -116,10 +117,6 @@ class Daemon:
         self.log_corrupt = None
 
     # -- the contract ------------------------------------------------------------
-    @staticmethod
-    def clock() -> float:
-        return time.monotonic()
-
     def publish(self, type: str, **fields) -> dict:  # noqa: A002 - the event's field name
         if not self._logging:
             Event(seq=1, ts=0, type=type, fields=fields)  # validate now, number later
@@ -243,6 +240,8 @@ class Daemon:
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, *, signals: bool = True) -> None:
         self.loop = asyncio.get_running_loop()
+        if not self._virtual:
+            self.scheduler.attach(self.loop)
         self._stop = asyncio.Event()
         if signals:  # the main thread only; tests and benchmarks run the loop elsewhere
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -262,10 +261,7 @@ class Daemon:
         from gpiozero import Device
 
         Device.pin_factory = self.pin_factory  # devices get it explicitly; this catches any that do not
-        for name in COMPONENTS:
-            component = importlib.import_module(name).create(self)
-            if component is not None:
-                self.components.append(component)
+        self._build()
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.log_corrupt = self.log.open()
         self._seq = self.log.last_seq
@@ -292,6 +288,25 @@ class Daemon:
             self.loop.create_task(self._watchdog(interval))
         log.info("accessd %s serving on %s", __version__, self.server.path)
 
+    def _build(self) -> None:
+        """Build and wire every part, in this order (the door first: it locks the relay)."""
+        from accessd.access.component import Access
+        from accessd.door.component import DoorController
+
+        self.door = DoorController(self)
+        self.components.append(self.door)
+        self.access = Access(self, door=self.door, readers=self.readers)
+        for name in READERS:
+            component = importlib.import_module(name).create(self, self.access)
+            if component is None:
+                continue
+            for reader in component.readers:
+                if reader.id in self.readers:
+                    raise ConfigError("reader.id", f"two readers are named {reader.id!r}")
+                self.readers[reader.id] = reader
+            self.components.append(component)
+        self.components.append(self.access)
+
     async def _watchdog(self, interval: float) -> None:
         # Pinged from the loop itself: a blocked loop stops the pings and systemd restarts us.
         while True:
@@ -312,5 +327,6 @@ class Daemon:
                 await stop()
             except Exception:  # one failing component must not keep the others (the relay) from stopping
                 log.exception("stopping %s failed", type(component).__name__)
+        self.scheduler.detach()
         await self.server.stop()
         self.log.close()

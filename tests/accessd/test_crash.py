@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from accessd.protocols.wiegand.formats import LIBRARY
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CYCLES = 200
@@ -27,7 +29,9 @@ THREE = {"card": "0318601", "bit_length": 26}
 
 
 def cycle_card(cycle: int) -> dict:
-    return {"card": f"{0x100000 + cycle:07X}", "bit_length": 26}
+    """A card per cycle, one a reader accepts (good H10301 parity)."""
+    bits = LIBRARY.encode("H10301", facility_code=7, card_number=cycle)
+    return {"card": f"{int(bits, 2):07X}", "bit_length": 26}
 
 
 def presenter(path: str, cards: list[dict], stop: threading.Event, granted: list, denied: list) -> None:

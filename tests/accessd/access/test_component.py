@@ -14,11 +14,13 @@ import time
 
 import pytest
 from accessd.protocols.credential import Credential
+from accessd.protocols.pipeline import CardInterpreter, CardSettings, PinAbandoned, Rejected
 from accessd.protocols.wiegand.formats import LIBRARY
 
 from accessd.access.upstream import FakeUpstream, UpstreamAnswer, credential_key
 from accessd.config import parse_config
 from accessd.shell.daemon import Daemon
+from accessd.shell.scheduler import VirtualClock
 
 CARD = Credential.card("0318601", 26)
 H10301_12_3456 = LIBRARY.encode("H10301", facility_code=12, card_number=3456)
@@ -74,7 +76,7 @@ def run(tmp_path, body, access: str = ""):
     """Run ``body(daemon, events)`` inside a started in-process daemon."""
 
     async def main():
-        d = Daemon(config(tmp_path, access))
+        d = Daemon(config(tmp_path, access), clock=VirtualClock(), virtual_time=True)
         events: list[dict] = []
         publish = d.publish
 
@@ -91,7 +93,7 @@ def run(tmp_path, body, access: str = ""):
             await asyncio.sleep(0.01)
         d.readers["r1"] = Reader()
         d.readers["r2"] = Reader()
-        d.door = Door(d.door, d.state_dir / "entrylist.db")
+        d.door = d.access.door = Door(d.access.door, d.state_dir / "entrylist.db")
         try:
             return await body(d, events)
         finally:
@@ -99,6 +101,11 @@ def run(tmp_path, body, access: str = ""):
             await task
 
     return asyncio.run(main())
+
+
+def advance(d, seconds: float) -> None:
+    """Move the daemon's virtual clock on, firing every timer at its instant."""
+    d.scheduler.advance(d.clock, seconds)
 
 
 def of(events, *types):
@@ -196,10 +203,11 @@ def test_card_then_pin_within_the_timeout_at_the_same_reader(tmp_path):
         other = d.access.present(Credential(kind="pin", pin="4321"), "r2")
         assert other.reason == "pin_mismatch"  # Carol's PIN alone: she needs her card too
         assert not waiting.done()
-        # no PIN in time
-        t0 = time.monotonic()
-        assert (await waiting).reason == "pin_timeout"
-        assert 0.5 <= time.monotonic() - t0 < 3
+        # no PIN in time: nothing at 0.99 s, pin_timeout at 1 s (virtual time)
+        advance(d, 0.99)
+        assert not waiting.done()
+        advance(d, 0.01)
+        assert waiting.done() and waiting.result().reason == "pin_timeout"
         assert of(events, "access.denied")[-1]["reason"] == "pin_timeout"
         # another card while waiting ends the first one with pin_timeout
         waiting = d.access.present(card, "r1")
@@ -240,7 +248,7 @@ def test_lockout_after_failures_denies_the_right_credential_and_survives_restart
         assert (await present(d, CARD, "r2")).granted  # another reader is not locked
         assert "r1" in d.access.status()["locked_out"]
         # invalid_format from a reader does not count
-        d.access.deny("invalid_format", "r2", bits="101", bit_length=3)
+        d.access.submit(Rejected(bits="101", detail="no format of 3 bits"), "r2")
         assert of(events, "access.denied")[-1] == {**of(events, "access.denied")[-1], "reason": "invalid_format", "bits": "101", "holder": None}
         assert d.readers["r2"].feedback_calls[-1] is False
 
@@ -248,7 +256,7 @@ def test_lockout_after_failures_denies_the_right_credential_and_survives_restart
 
     async def after_restart(d, events):
         assert (await present(d, CARD)).reason == "locked_out"
-        await asyncio.sleep(2.1)
+        advance(d, 2.1)
         assert (await present(d, CARD)).granted
 
     run(tmp_path, after_restart, access)
@@ -257,10 +265,12 @@ def test_lockout_after_failures_denies_the_right_credential_and_survives_restart
 def test_cards_match_by_decoded_fields_even_when_the_reader_did_not_decode(tmp_path):
     async def body(d, events):
         d.access.store.add(first_name="Alice", format="Wiegand26", facility_code=12, card_number=3456)
-        raw = Credential(kind="card", bits=H10301_12_3456)  # no format from the reader
+        raw_reader = CardInterpreter(LIBRARY, CardSettings(format="Raw"))  # a reader that decodes nothing
+        raw = raw_reader.interpret(H10301_12_3456).credential
+        assert raw.format is None and ("H10301", 12, 3456) in raw.candidates
         assert (await present(d, raw)).holder.first_name == "Alice"
         bad_parity = H10301_12_3456[:-1] + ("1" if H10301_12_3456[-1] == "0" else "0")
-        assert (await present(d, Credential(kind="card", bits=bad_parity))).reason == "unknown_credential"
+        assert (await present(d, raw_reader.interpret(bad_parity).credential)).reason == "unknown_credential"
 
     run(tmp_path, body)
 
@@ -270,7 +280,7 @@ def test_latest_ring_and_enrolment_from_latest(tmp_path):
         for i in range(12):
             await present(d, Credential.card(f"{i:X}", 32))
         await present(d, Credential(kind="pin", pin="123456"))
-        await present(d, Credential(kind="card", bits=H10301_12_3456))
+        await present(d, CardInterpreter(LIBRARY, CardSettings(format="Raw")).interpret(H10301_12_3456).credential)
         latest = d.access.cmd_latest({})["latest"]
         assert len(latest) == 10  # latest_size
         assert all(e["kind"] == "card" for e in latest)  # PINs are never kept
@@ -290,8 +300,9 @@ def test_upstream_decides_only_for_credentials_not_in_the_local_list(tmp_path):
         s = d.access.store
         s.add(first_name="Local", card="0318601", bit_length=26)
         s.add(first_name="Expired", qr="E", valid_to="2020-01-01")
-        fake = FakeUpstream({credential_key(Credential(kind="qr", qr="UP")): {"first_name": "Remote"}})
-        d.access.upstream = fake
+        fake = d.access.upstream  # access.upstream = "fake"
+        assert isinstance(fake, FakeUpstream)
+        fake.grants = {credential_key(Credential(kind="qr", qr="UP")): {"first_name": "Remote"}}
         assert (await present(d, CARD)).granted
         assert (await present(d, Credential(kind="qr", qr="E"))).reason == "expired"
         assert fake.calls == []  # local credentials never go upstream
@@ -311,7 +322,7 @@ def test_upstream_decides_only_for_credentials_not_in_the_local_list(tmp_path):
         with pytest.raises(ValueError):
             UpstreamAnswer(granted=True, holder={"id": 1})
 
-    run(tmp_path, body, access="upstream_timeout = 0.2")
+    run(tmp_path, body, access='upstream = "fake"\nupstream_timeout = 0.2')
 
 
 def test_configured_fake_upstream(daemon_factory):
@@ -523,17 +534,17 @@ def test_a_second_card_waiting_keeps_its_own_pin_timeout(tmp_path):
         d.access.store.add(first_name="Carol", card="C1", bit_length=8, pin="4321")
         d.access.store.add(first_name="Dan", card="D1", bit_length=8, pin="8765")
         first = d.access.present(Credential.card("C1", 8), "r1")
-        await asyncio.sleep(0.6)
+        advance(d, 0.6)
         second = d.access.present(Credential.card("D1", 8), "r1")  # Carol's card gets pin_timeout now
         assert (await first).reason == "pin_timeout"
-        await asyncio.sleep(0.6)  # Carol's timer would have fired here: Dan still waits
+        advance(d, 0.6)  # Carol's timer would have fired here: Dan still waits
         assert not second.done()
         d.access.present(Credential(kind="pin", pin="8765"), "r1")
         assert (await second).holder.first_name == "Dan" and second.result().granted
         # the keypad's own pin_timeout answers the waiting card (one event, not two)
         third = d.access.present(Credential.card("C1", 8), "r1")
         before = len(of(events, "access.denied"))
-        d.access.deny("pin_timeout", "r1")
+        d.access.submit(PinAbandoned(digits=2), "r1")
         assert (await third).reason == "pin_timeout"
         denied = of(events, "access.denied")
         assert len(denied) == before + 1 and denied[-1]["holder"]["first_name"] == "Carol"

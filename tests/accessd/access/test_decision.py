@@ -53,9 +53,9 @@ def test_decision_table(hkw, dkw, granted, reason, remaining):
 
 
 def test_every_decision_reason_is_covered_by_the_table_or_reader_level():
-    # pin_timeout and invalid_format are reader-level denials (access.deny), not decide()'s
+    # pin_timeout and invalid_format are reader-level denials, fault the shell's: not decide()'s
     seen = {row[3] for row in TABLE if row[3]}
-    assert seen | {"pin_timeout", "invalid_format"} == set(REASONS)
+    assert seen | {"pin_timeout", "invalid_format", "fault"} == set(REASONS)
     for reason in ("pin_timeout", "invalid_format"):
         assert Decision(granted=False, reason=reason).to_json()["reason"] == reason
 

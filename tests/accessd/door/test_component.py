@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from accessd.shell import daemon as daemon_mod
 from accessd.config import parse_config
 from accessd.door import component as doorctl
 from accessd.errors import CommandError
+from accessd.shell import daemon as daemon_mod
+from accessd.shell.scheduler import Scheduler
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -59,6 +60,7 @@ class FakeDaemon:
         self.door = None
         self.readers: dict = {}
         self._clock = clock
+        self.scheduler = Scheduler(clock)  # never attached: the tests tick by hand
         self.fail_publish: set[str] = set()
 
     def clock(self) -> float:
@@ -146,8 +148,26 @@ def set_input(d, ctl, name, state, clock):
 # --- start-up -------------------------------------------------------------------------------
 
 
-def test_door_component_is_first():
-    assert daemon_mod.COMPONENTS[0] == "accessd.door.component"
+def test_door_component_is_built_first(tmp_path):
+    import tomllib
+
+    from accessd.door.component import DoorController
+
+    cfg = parse_config(tomllib.loads(f'[daemon]\npin_factory = "mock"\nstate_dir = "{tmp_path}"\n'
+                                     f'socket = "{tmp_path}/s"\n[reader]\nprotocol = "wiegand"\n[door]\nrelay_pin = 22\n'))
+    d = daemon_mod.Daemon(cfg)
+    d.pin_factory = MockFactory()
+    d._build()
+    try:
+        assert isinstance(d.components[0], DoorController) and d.components[0] is d.door
+        assert d.access.door is d.door and d.readers["reader1"] in d.components[1].readers
+    finally:
+        for c in reversed(d.components):
+            close = getattr(c, "close", None)
+            if close:
+                close()
+        d.access.store.close()
+        d.pin_factory.close()
 
 
 @pytest.mark.parametrize("normal_state, locked", [("open", False), ("closed", True)])
@@ -156,7 +176,6 @@ def test_relay_at_normal_from_construction(make, normal_state, locked):
     relay_pin = pin(d, 22)
     assert relay_pin.function == "output" and relay_pin.state is locked
     assert (not locked) not in relay_pin.levels  # never showed the unlocked level
-    assert d.door is ctl
     assert set(d.commands) == {"door.unlock", "door.lock", "simulate.input"}
     assert d.statuses["relay"]()["state"] == "locked"
     assert set(d.statuses["inputs"]()) == {"contact", "rex", "tamper"}
@@ -427,6 +446,7 @@ def test_stalled_loop_watchdog_thread_restores_normal(make):
         seen["trips"] = ctl.watchdog_trips
 
     async def scenario():
+        d.scheduler.attach(loop)  # real timers on this loop
         await ctl.start()
         ctl.unlock(0.2)
         loop.call_soon(stall)

@@ -5,12 +5,14 @@ import json
 import time
 
 import pytest
+from accessd.protocols.pipeline import Presented, Rejected
 from accessd.protocols.wiegand.formats import LIBRARY
 from gpiozero.pins.mock import MockFactory
 
 from accessd.config import parse_config
 from accessd.errors import CommandError, ConfigError
 from accessd.readers.wiegand import create
+from accessd.shell.scheduler import Scheduler
 
 H26 = LIBRARY.encode("H10301", facility_code=12, card_number=3456)
 PINS = {"d0": 5, "d1": 6, "frame_floor": 0.15, "frame_ceiling": 0.3}  # tolerate a paused simulator thread
@@ -111,14 +113,18 @@ def test_simulate_refused_without_mock_pins_and_bad_params(wiegand_daemon):
 # --- the component in-process, with a stand-in daemon ------------------------------
 
 class Access:
+    """The sink of the reader's pipeline: records what it was handed."""
+
     def __init__(self):
         self.calls = []
 
-    def present(self, credential, reader):
-        self.calls.append(("present", credential, reader))
-
-    def deny(self, reason, reader, **fields):
-        self.calls.append(("deny", reason, reader, fields))
+    def submit(self, outcome, reader):
+        if isinstance(outcome, Presented):
+            self.calls.append(("present", outcome.credential, reader))
+        elif isinstance(outcome, Rejected):
+            self.calls.append(("deny", "invalid_format", reader, outcome.fields()))
+        else:
+            self.calls.append(("deny", "pin_timeout", reader, {"digits": outcome.digits}))
 
 
 class FakeDaemon:
@@ -133,6 +139,7 @@ class FakeDaemon:
         self.published = []
         self.offset = 0.0
         self.loop = None
+        self.scheduler = Scheduler(self.clock)
 
     def clock(self):
         return time.monotonic() + self.offset
@@ -148,7 +155,8 @@ def run_component(toml, body, *, mock=True):
     async def main():
         daemon = FakeDaemon(toml, mock=mock)
         daemon.loop = asyncio.get_running_loop()
-        comp = create(daemon)
+        daemon.scheduler.attach(daemon.loop)  # the simulated reader sends real edges in real time
+        comp = create(daemon, daemon.access)
         await comp.start()
         try:
             return await body(daemon, comp)
@@ -165,7 +173,7 @@ WIEGAND = {"reader": {"protocol": "wiegand", "wiegand": {**PINS}}}
 def test_create_is_none_unless_wiegand_and_custom_formats_reach_the_library():
     daemon = FakeDaemon({"formats": [{"name": "Site40", "bit_length": 40, "cn_position": 1, "cn_size": 38,
                                       "start_parity": "Even", "stop_parity": "Odd"}]})
-    assert create(daemon) is None
+    assert create(daemon, daemon.access) is None
     assert daemon.formats.get("site40").bit_length == 40
 
 
@@ -179,11 +187,11 @@ def test_four_bit_keys_pin_and_timeout():
         (call,) = daemon.access.calls
         assert call[0] == "present" and call[1].kind == "pin" and call[1].pin == "1234" and call[2] == "reader1"
         await daemon.commands["simulate.keys"]({"digits": "9"})
-        assert comp.pins.pending == 1 and comp._timer is not None
+        assert comp.pipeline.pins.pending == 1 and comp.next_deadline() is not None
         daemon.offset = 10.0  # the PIN timeout has passed when the timer runs
-        comp._tick()
+        comp._tick(daemon.clock())
         assert daemon.access.calls[-1] == ("deny", "pin_timeout", "reader1", {"digits": 1})
-        assert comp.pins.pending == 0
+        assert comp.pipeline.pins.pending == 0
 
     run_component(toml, body)
 
@@ -238,9 +246,19 @@ def test_invalid_frames_and_noise():
         assert out["result"] == "invalid"
         assert comp.status()["counts"]["invalid"] == 2
 
-    toml = {"reader": {"protocol": "wiegand", "wiegand": {**PINS,
+    toml = {"reader": {"protocol": "wiegand", "wiegand": {**PINS, "accept_raw": False,
                                                           "keypress_format": "EightBitInvertPadded"}}}
     run_component(toml, body)
+
+
+def test_a_frame_of_an_unknown_length_is_a_raw_card_by_default():
+    async def body(daemon, comp):
+        out = await daemon.commands["simulate.wiegand"]({"bits": H26[:-2]})
+        assert out["result"] == "card"
+        cred = daemon.access.calls[-1][1]
+        assert (cred.bits, cred.format) == (H26[:-2], None)
+
+    run_component(WIEGAND, body)
 
 
 def test_feedback_lights_and_returns_to_idle():
