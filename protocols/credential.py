@@ -15,7 +15,7 @@ class Credential:
     ``bits`` is a string of ``0``/``1`` in wire order (first bit sent first);
     ``hex`` is the value of those bits as a right-justified hexadecimal number.
     ``format``/``facility_code``/``card_number`` are filled when a card format
-    decoded the bits.  A PIN never leaves this object in :meth:`to_json`.
+    decoded the bits.  A PIN or a QR text never leaves this object in :meth:`to_json`.
     """
 
     kind: Literal["card", "pin", "qr"]
@@ -57,7 +57,8 @@ class Credential:
         return format(int(self.bits, 2), "X").rjust((len(self.bits) + 3) // 4, "0")
 
     def to_json(self) -> dict:
-        """The fields access events carry (never the PIN digits)."""
+        """The fields access events carry (never the PIN digits, never a QR text: both are
+        secrets, and events are kept in the log)."""
         out: dict = {"kind": self.kind}
         if self.kind == "card":
             out.update(
@@ -67,6 +68,4 @@ class Credential:
                 facility_code=self.facility_code,
                 card_number=self.card_number,
             )
-        elif self.kind == "qr":
-            out["qr"] = self.qr
         return out
