@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from accessd.shell import daemon as daemon_mod
 from accessd.config import parse_config
 from accessd.door import component as doorctl
 from accessd.errors import CommandError
+from accessd.shell import daemon as daemon_mod
 
 ROOT = Path(__file__).resolve().parents[3]
 
