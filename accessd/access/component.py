@@ -35,7 +35,6 @@ import secrets
 import sqlite3
 import time
 from collections import deque
-from datetime import UTC, datetime
 from pathlib import Path
 
 from accessd.access import upstream as upstream_mod
@@ -59,6 +58,7 @@ from accessd.access.policy import (
     Unlock,
     UpstreamAnswered,
     UseTaken,
+    iso,
 )
 from accessd.access.policy import Tick as PolicyTick
 from accessd.errors import CommandError
@@ -197,7 +197,7 @@ class Access:
 
     def status(self) -> dict:
         now, wall = self.daemon.clock(), time.time()
-        locked = {r: _iso(wall + until - now) for r, until in self.policy.lockouts.items() if until > now}
+        locked = {r: iso(wall + until - now) for r, until in self.policy.lockouts.items() if until > now}
         return {
             "granted": self.counts["granted"],
             "denied": self.counts["denied"],
@@ -345,7 +345,7 @@ class Access:
                 log.exception("reader %s feedback failed", reader)
 
     def _latest_entry(self, ts: float, reader: str, credential: Credential) -> dict:
-        entry: dict = {"time": _iso(ts), "reader": reader, **credential.to_json()}
+        entry: dict = {"time": iso(ts), "reader": reader, **credential.to_json()}
         if credential.kind == "card":
             entry.update(bits=credential.bits, reversed_uid=reversed_uid(credential.bits))
             if credential.format is None and credential.candidates:  # a raw read: how it decodes
@@ -651,14 +651,6 @@ def _nonneg(value, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise CommandError("invalid", f"{what}: expected a non-negative integer, got {value!r}")
     return value
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def create(daemon, *, door, readers: dict) -> Access:
