@@ -34,3 +34,16 @@ class BadAdcValue(WiringError):
         super().__init__(f"input {name}: ADC returned {raw!r}, expected a ratio 0–1")
         self.name = name
         self.raw = raw
+
+
+class ScannerError(WiringError, OSError):
+    """A QR scanner's device cannot be used; the message names it (``evdev /dev/input/event3: …``)."""
+
+    def __init__(self, device: str, reason: str) -> None:
+        self.device = device
+        self.reason = reason
+        super().__init__(f"{device}: {reason}")
+
+
+class ScannerLost(ScannerError):
+    """The scanner went away while in use (a USB scanner unplugged)."""
