@@ -126,8 +126,8 @@ class LineAssembler:
 
     @property
     def pending(self) -> int:
-        """How many bytes of an unfinished line are held."""
-        return len(self._buf)
+        """How many bytes of an unfinished line are held (leading CR/LF not counted)."""
+        return len(self._buf.lstrip(_STRIP))
 
     def reset(self) -> None:
         """Forget a partial line (the port was reopened)."""
