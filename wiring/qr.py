@@ -94,10 +94,10 @@ class _ScannerThread:
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Start the reader thread (it opens the device, and reopens it when lost)."""
-        if self._thread is not None:
-            raise RuntimeError(f"{self.device}: scanner already started")
         if self._closed:
             raise RuntimeError(f"{self.device}: scanner was stopped; make a new one")
+        if self._thread is not None:
+            raise RuntimeError(f"{self.device}: scanner already started")
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
@@ -268,7 +268,10 @@ class EvdevQrScanner(_ScannerThread):
             try:
                 dev.grab()
             except OSError as exc:
-                dev.close()
+                try:
+                    dev.close()
+                except OSError:
+                    pass
                 reason = ("grabbed by another program" if exc.errno == errno.EBUSY else f"cannot grab ({exc})")
                 raise ScannerError(name, reason) from None
         self.keys.reset()
