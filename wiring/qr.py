@@ -40,7 +40,10 @@ from accessd.protocols.qr import (
     EV_KEY,
     HidDecoder,
     LineAssembler,
+    QrConfigError,
     QrEvent,
+    check_max_length,
+    check_terminator,
 )
 
 from .errors import ScannerError, ScannerLost
@@ -311,3 +314,36 @@ class EvdevQrScanner(_ScannerThread):
         except OSError as exc:
             raise ScannerLost(f"evdev {self.device}", f"lost ({exc})") from None
         return out
+
+
+def make_scanner(deliver: Deliver, *, port: str | None = None, evdev: str | None = None, baud: int = 9600,
+                 terminator: bytes | str = DEFAULT_TERMINATOR, max_length: int = DEFAULT_MAX_LENGTH,
+                 grab: bool = True, on_status: OnStatus | None = None,
+                 reopen_interval: float = 1.0) -> SerialQrScanner | EvdevQrScanner:
+    """The scanner a ``[reader.qr]`` section describes: ``port`` (serial) or ``evdev`` (HID), not both.
+
+    Keyword names are the config keys.  A wrong setting is a ``ValueError``
+    naming the key (``reader.qr.terminator: …``); ``evdev`` set without
+    python-evdev installed is a :class:`ScannerError`.  The scanner is not started.
+    """
+    if (port is None) == (evdev is None):
+        raise ValueError("reader.qr: set either port (a serial scanner) or evdev (a HID scanner), not "
+                         + ("both" if port is not None else "neither"))
+    try:
+        check_terminator(terminator)
+        check_max_length(max_length)
+    except QrConfigError as exc:
+        raise ValueError(f"reader.qr.{exc}") from None
+    if port is not None:
+        if not isinstance(port, str) or not port:
+            raise ValueError(f"reader.qr.port: expected a device path or pyserial URL, got {port!r}")
+        if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
+            raise ValueError(f"reader.qr.baud: expected a positive integer, got {baud!r}")
+        return SerialQrScanner(port, deliver, baud=baud, terminator=terminator, max_length=max_length,
+                               on_status=on_status, reopen_interval=reopen_interval)
+    if not isinstance(evdev, str) or not evdev:
+        raise ValueError(f"reader.qr.evdev: expected an input event device path, got {evdev!r}")
+    if not isinstance(grab, bool):
+        raise ValueError(f"reader.qr.grab: expected true or false, got {grab!r}")
+    return EvdevQrScanner(evdev, deliver, max_length=max_length, grab=grab, on_status=on_status,
+                          reopen_interval=reopen_interval)

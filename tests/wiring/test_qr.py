@@ -20,7 +20,7 @@ import types
 import pytest
 from accessd.protocols.qr import QrInvalid, QrText
 from accessd.wiring.errors import ScannerError, WiringError
-from accessd.wiring.qr import EvdevQrScanner, SerialQrScanner
+from accessd.wiring.qr import EvdevQrScanner, SerialQrScanner, make_scanner
 from accessd.wiring.serial_port import SerialPort
 
 WAIT = 10.0  # generous upper bound for a thread hop on a loaded 2-core box; never a timing assertion
@@ -407,3 +407,36 @@ def test_a_real_virtual_keyboard_through_uinput():
                 ui.write(ecodes.EV_KEY, code, value)
                 ui.syn()
             assert got.texts(1) == [QrText(text="AQ1-x")]
+
+
+# --------------------------------------------------------------------- from the config
+
+def test_make_scanner_from_config_keys():
+    master, name = make_pty()
+    got = Collector()
+    scanner = make_scanner(got.deliver, port=name, baud=19200, terminator="\n", max_length=64,
+                           on_status=got.on_status)
+    assert isinstance(scanner, SerialQrScanner)
+    with scanner:
+        assert got.status()[0] == "connected"
+        os.write(master, b"AQ1-CFG\n")
+        assert got.texts(1) == [QrText(text="AQ1-CFG")]
+    os.close(master)
+    hid = make_scanner(got.deliver, evdev="/dev/input/event-qr-missing", grab=False)
+    assert isinstance(hid, EvdevQrScanner) and hid.grab is False
+    hid.stop()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({}, r"reader.qr: set either port \(a serial scanner\) or evdev \(a HID scanner\), not neither"),
+    ({"port": "/dev/ttyUSB0", "evdev": "/dev/input/event3"}, "reader.qr: set either port .* not both"),
+    ({"port": ""}, "reader.qr.port: expected a device path or pyserial URL"),
+    ({"port": "/dev/ttyUSB0", "baud": 0}, "reader.qr.baud: expected a positive integer, got 0"),
+    ({"port": "/dev/ttyUSB0", "terminator": ""}, "reader.qr.terminator: expected 1 to 4 bytes"),
+    ({"evdev": "/dev/input/event3", "max_length": 0}, "reader.qr.max_length: expected 1–7089, got 0"),
+    ({"evdev": 3}, "reader.qr.evdev: expected an input event device path, got 3"),
+    ({"evdev": "/dev/input/event3", "grab": "yes"}, "reader.qr.grab: expected true or false"),
+])
+def test_make_scanner_names_the_wrong_key(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_scanner(print, **kwargs)
