@@ -319,6 +319,7 @@ class EvdevQrScanner(_ScannerThread):
 def make_scanner(deliver: Deliver, *, port: str | None = None, evdev: str | None = None, baud: int = 9600,
                  terminator: bytes | str = DEFAULT_TERMINATOR, max_length: int = DEFAULT_MAX_LENGTH,
                  grab: bool = True, on_status: OnStatus | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  reopen_interval: float = 1.0) -> SerialQrScanner | EvdevQrScanner:
     """The scanner a ``[reader.qr]`` section describes: ``port`` (serial) or ``evdev`` (HID), not both.
 
@@ -340,10 +341,10 @@ def make_scanner(deliver: Deliver, *, port: str | None = None, evdev: str | None
         if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
             raise ValueError(f"reader.qr.baud: expected a positive integer, got {baud!r}")
         return SerialQrScanner(port, deliver, baud=baud, terminator=terminator, max_length=max_length,
-                               on_status=on_status, reopen_interval=reopen_interval)
+                               on_status=on_status, clock=clock, reopen_interval=reopen_interval)
     if not isinstance(evdev, str) or not evdev:
         raise ValueError(f"reader.qr.evdev: expected an input event device path, got {evdev!r}")
     if not isinstance(grab, bool):
         raise ValueError(f"reader.qr.grab: expected true or false, got {grab!r}")
     return EvdevQrScanner(evdev, deliver, max_length=max_length, grab=grab, on_status=on_status,
-                          reopen_interval=reopen_interval)
+                          clock=clock, reopen_interval=reopen_interval)

@@ -440,3 +440,37 @@ def test_make_scanner_from_config_keys():
 def test_make_scanner_names_the_wrong_key(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_scanner(print, **kwargs)
+
+
+def test_into_an_asyncio_loop_as_the_daemon_will():
+    """deliver hops to the loop with call_soon_threadsafe; the text becomes a qr Credential there."""
+    import asyncio
+
+    from accessd.protocols.credential import Credential
+
+    master, name = make_pty()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        presented = asyncio.Queue()
+        connected = asyncio.Event()
+
+        def on_loop(event, now):
+            assert isinstance(event, QrText)
+            presented.put_nowait((Credential(kind="qr", qr=event.text), now))
+
+        scanner = make_scanner(lambda e, now: loop.call_soon_threadsafe(on_loop, e, now), port=name,
+                               on_status=lambda s, r: loop.call_soon_threadsafe(connected.set),
+                               clock=loop.time)
+        scanner.start()
+        try:
+            await asyncio.wait_for(connected.wait(), WAIT)
+            os.write(master, b"AQ1-LOOP\r")
+            credential, at = await asyncio.wait_for(presented.get(), WAIT)
+            assert at <= loop.time()
+            return credential
+        finally:
+            scanner.stop()
+
+    assert asyncio.run(main()) == Credential(kind="qr", qr="AQ1-LOOP")
+    os.close(master)
