@@ -156,12 +156,12 @@ class LineAssembler:
                 # No terminator yet: every byte but the last ``keep`` belongs to
                 # this line, so once those (CR/LF stripped) pass the limit the
                 # line is overlong whatever comes next.
-                line = bytes(buf[: len(buf) - keep]).strip(_STRIP)
+                line = bytes(buf[: max(0, len(buf) - keep)]).strip(_STRIP)
                 if len(line) > self.max_length:
                     events.append(self._too_long(line))
                     self._dropping = True
             if self._dropping:
-                del buf[: len(buf) - keep]
+                del buf[: max(0, len(buf) - keep)]
             return events
 
     def _too_long(self, line: bytes) -> QrInvalid:

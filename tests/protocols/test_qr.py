@@ -284,3 +284,39 @@ def test_us_layout_matches_the_kernel_key_codes():
     # and the printable main block is complete: every US ASCII printable character can be typed
     chars = {c for _, plain, shift in US_LAYOUT.values() for c in (plain, shift)}
     assert {chr(c) for c in range(0x20, 0x7F)} <= chars
+
+
+def reference_lines(stream, term, limit):
+    """The same rules written the obvious way, on the whole stream at once."""
+    *complete, rest = stream.split(term)
+    out = []
+    for part in complete:
+        line = part.strip(b"\r\n")
+        if not line:
+            continue
+        if len(line) > limit:
+            out.append(("too_long", line[: limit + 1]))
+            continue
+        try:
+            out.append(("text", line.decode("utf-8")))
+        except UnicodeDecodeError:
+            out.append(("not_utf8", line))
+    tail = rest[: max(0, len(rest) - (len(term) - 1))].strip(b"\r\n")
+    if len(tail) > limit:
+        out.append(("too_long", tail[: limit + 1]))
+    return out
+
+
+PIECES = st.sampled_from([b"a", b"Z", b"\r", b"\n", b"\r\n", b"\x03", b"\xff", "é".encode(), b"\xc3", b" "])
+
+
+@given(pieces=st.lists(PIECES, max_size=60), cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=10),
+       term=st.sampled_from([b"\r", b"\n", b"\r\n", b"\x03", b"\r\x03"]), limit=st.integers(min_value=1, max_value=8))
+def test_lines_agree_with_the_obvious_rules(pieces, cuts, term, limit):
+    stream = b"".join(pieces)
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    got = []
+    for event in feed_all(LineAssembler(terminator=term, max_length=limit), chunks):
+        got.append(("text", event.text) if isinstance(event, QrText) else (event.reason, event.data))
+    assert got == reference_lines(stream, term, limit)
