@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from accessd.protocols.qr import (
     KEY_NAMES,
@@ -14,8 +16,10 @@ from accessd.protocols.qr import (
     QrText,
     key_name,
 )
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+
+FUZZ_EXAMPLES = int(os.environ.get("ACCESSD_FUZZ_EXAMPLES", "2000"))  # make fuzz: 10**6
 
 
 def text(t):
@@ -161,6 +165,8 @@ def test_events_are_frozen_slotted_keyword_only():
         QrText("x")
 
 
+@pytest.mark.fuzz
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 @given(st.lists(st.binary(max_size=30), max_size=20))
 def test_any_bytes_never_raise_and_stay_bounded(chunks):
     a = LineAssembler(terminator=b"\r", max_length=16)
@@ -310,6 +316,8 @@ def reference_lines(stream, term, limit):
 PIECES = st.sampled_from([b"a", b"Z", b"\r", b"\n", b"\r\n", b"\x03", b"\xff", "é".encode(), b"\xc3", b" "])
 
 
+@pytest.mark.fuzz
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 @given(pieces=st.lists(PIECES, max_size=60), cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=10),
        term=st.sampled_from([b"\r", b"\n", b"\r\n", b"\x03", b"\r\x03"]), limit=st.integers(min_value=1, max_value=8))
 def test_lines_agree_with_the_obvious_rules(pieces, cuts, term, limit):
@@ -320,3 +328,22 @@ def test_lines_agree_with_the_obvious_rules(pieces, cuts, term, limit):
     for event in feed_all(LineAssembler(terminator=term, max_length=limit), chunks):
         got.append(("text", event.text) if isinstance(event, QrText) else (event.reason, event.data))
     assert got == reference_lines(stream, term, limit)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40))
+def test_any_printable_ascii_typed_by_a_scanner_comes_back(s):
+    assert HidDecoder().feed_events(typed(s) + press(ENTER)) == [text(s)]
+
+
+@pytest.mark.fuzz
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=255), st.sampled_from([0, 1, 2])), max_size=80))
+def test_any_key_events_never_raise_and_stay_bounded(keys):
+    d = HidDecoder(max_length=8)
+    for event in d.feed_events(keys):
+        assert isinstance(event, QrText | QrInvalid)
+        if isinstance(event, QrText):
+            assert len(event.text) <= 8
+    assert d.pending <= 8
