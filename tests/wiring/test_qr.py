@@ -379,6 +379,28 @@ def test_wiring_qr_imports_evdev_only_when_asked():
     assert out.stdout.strip() == "False"
 
 
+def test_real_evdev_reads_the_records_the_pipe_device_sends():
+    """python-evdev's own reader (its C extension, the kernel's struct layout) on the pipe:
+    the records the stand-in device sends are what a real device sends, and the scanner
+    decodes evdev's InputEvent objects."""
+    from evdev import InputDevice
+
+    class PipeEvdev(InputDevice):
+        def __init__(self, fd):  # no ioctls: a pipe is not an input device
+            self.fd = fd
+            self.path = "pipe"
+
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    got = Collector()
+    with EvdevQrScanner("/dev/input/event9", got.deliver, grab=False, open_device=lambda p: PipeEvdev(r)):
+        os.write(w, keyboard_report(AQ1_X))
+        assert got.texts(1) == [QrText(text="AQ1-x")]
+    os.close(w)
+    with pytest.raises(OSError):
+        os.fstat(r)  # the scanner closed it through InputDevice.close()
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/uinput"),
                     reason="/dev/uinput is absent (this kernel has no CONFIG_INPUT_UINPUT); "
                            "the pipe-backed device above runs the same thread and decoder")
