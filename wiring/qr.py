@@ -154,6 +154,13 @@ class _ScannerThread:
         self._set_status("connected", None)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # a bug, not a device problem: say so instead of dying silently
+            log.exception("QR scanner %s: reader thread failed", self.device)
+            self._set_status("not_connected", f"reader thread failed ({exc!r})")
+
+    def _loop(self) -> None:
         next_open = 0.0
         while not self._stop.is_set():
             if not self._is_open() and self.clock() >= next_open:

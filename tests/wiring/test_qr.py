@@ -355,6 +355,15 @@ def test_evdev_open_errors_are_typed_and_named(exc, reason):
     scanner.stop()
 
 
+def test_a_thread_failure_is_reported_not_silent():
+    def open_device(path):
+        raise RuntimeError("bug in the opener")
+
+    got = Collector()
+    with EvdevQrScanner("/dev/input/event9", got.deliver, on_status=got.on_status, open_device=open_device):
+        assert got.status() == ("not_connected", "reader thread failed (RuntimeError('bug in the opener'))")
+
+
 def test_evdev_default_opener_is_real_evdev():
     """Without ``open_device`` the real python-evdev opens the path (imported lazily)."""
     scanner = EvdevQrScanner("/dev/input/event-qr-missing", print)
