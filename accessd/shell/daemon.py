@@ -124,8 +124,8 @@ class Daemon:
             return {"type": type, **fields}
         self._seq += 1
         event = Event(seq=self._seq, ts=time.time(), type=type, fields=fields)
-        self.log.append(event)
         data = event.to_json()
+        self.log.append(event, data)
         if self._held is not None:
             self._held.append(data)
         else:
