@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -125,26 +126,35 @@ class Daemon:
         self._seq += 1
         event = Event(seq=self._seq, ts=time.time(), type=type, fields=fields)
         data = event.to_json()
-        self.log.append(event, data)
         if self._held is not None:
-            self._held.append(data)
+            self._held.append((event, data))
         else:
+            self.log.append(event, data)
             self.server.publish(data)
         return data
 
     @contextlib.contextmanager
     def relay_first(self):
-        """Events published inside are numbered and logged at once but reach subscribers
-        only on the way out: the reader path moves the relay before any fan-out."""
+        """Events published inside are numbered (and stamped) at once but handed to the
+        log and to subscribers only on the way out: the reader path moves the relay
+        before any fan-out or log encoding.  The cyclic garbage collector waits for the
+        block's end too (in the middle of a presentation a young collection took 0.1–0.3
+        ms, a middle one 0.7–1.7 ms, a full one 3–9 ms before :meth:`_start` froze the
+        start-up heap)."""
         if self._held is not None:  # nested: the outer block sends
             yield
             return
         self._held = []
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             yield
         finally:
+            if collecting:
+                gc.enable()
             held, self._held = self._held, None
-            for data in held:
+            for event, data in held:
+                self.log.append(event, data)
                 self.server.publish(data)
 
     def publish_threadsafe(self, type: str, **fields) -> None:  # noqa: A002
@@ -282,6 +292,11 @@ class Daemon:
             if start is not None:
                 await start()
         self.publish("system.started", version=__version__, pid=os.getpid())
+        # What start-up built lives as long as the daemon: freeze it out of the collector's
+        # view, so a full collection later scans only what came after (36,000 objects at
+        # 1M holders: 3.3–8.7 ms → 0.0 ms).
+        gc.collect()
+        gc.freeze()
         self.notifier.notify("READY=1", f"STATUS=serving on {self.server.path}")
         interval = self.notifier.watchdog_interval()
         if interval:
@@ -330,3 +345,4 @@ class Daemon:
         self.scheduler.detach()
         await self.server.stop()
         self.log.close()
+        gc.unfreeze()  # what the daemon built may be collected again (tests run many daemons in one process)
