@@ -13,11 +13,17 @@ For each size (default 100,000 and 1,000,000 holders, each with a 32-bit card an
   (lookup + ``decide``) — p50/p99;
 * credential-to-relay-command latency inside the daemon: from ``access.present()`` to
   the relay's ``set_unlocked`` call on the mock pin (the real door component), for an
-  unlimited holder and for a holder with uses (one fsync'd commit first).
+  unlimited holder and for a holder with uses (one fsync'd commit first), back to back
+  and paced (one every 10 ms, one every second: a door's idle gaps), with the paced
+  rows' run-queue wait (preemption by other processes) and deadline → relay.
+
+The imported state is kept in ``--cache`` (default /tmp/accessd-bench-cache) and reused
+by later runs, which then skip the import (delete the folder to measure it again).
 
 Goals (issue 5): p99 decision < 1 ms at 1M, import of 1M < 60 s, RSS < 60 MB.
 
     .venv/bin/python benchmarks/bench_entrylist.py [--sizes 100000,1000000] [--samples 20000]
+        [--slow 90] [--cache DIR] [--parts trips,lookups,relay] [--pragma mmap_size=N]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -167,8 +174,32 @@ def lookups(state: Path, n: int, samples: int, rng: random.Random) -> dict:
     return out
 
 
-def relay_latency(directory: Path, n: int, samples: int, rng: random.Random) -> dict:
-    """Inside the daemon (in-process, real door component on mock pins)."""
+def _schedstat() -> int:
+    """Nanoseconds this thread has waited in the kernel's run queue (runnable, not running)."""
+    with open("/proc/thread-self/schedstat") as f:
+        return int(f.read().split()[1])
+
+
+# (label, holder kind, count, pause in seconds); counts of paced rows are fixed, the
+# back-to-back ones scale with --samples.
+PATHS = (
+    ("unlimited holder, back to back", "unlimited", None, 0),
+    ("unlimited holder, one every 10 ms", "unlimited", 1000, 0.01),
+    ("unlimited holder, one every 1 s", "unlimited", None, 1.0),
+    ("holder with uses (fsync'd commit), back to back", "uses", None, 0),
+    ("holder with uses (fsync'd commit), one every 10 ms", "uses", 300, 0.01),
+    ("holder with uses (fsync'd commit), one every 1 s", "uses", None, 1.0),
+)
+
+
+def relay_latency(directory: Path, n: int, samples: int, rng: random.Random, *, slow: int = 90,
+                  pragmas: tuple[str, ...] = ()) -> dict:
+    """Inside the daemon (in-process, real door component on mock pins).
+
+    Each paced presentation is a callback at a loop deadline (as the Wiegand end of
+    frame is), after an idle gap.  Per sample: present() → relay, deadline → relay (the
+    loop's wake-up included) and the time the thread waited in the kernel's run queue
+    meanwhile (other processes on the CPU: the machine, not accessd)."""
     import tomllib
 
     from accessd.config import parse_config
@@ -179,46 +210,56 @@ def relay_latency(directory: Path, n: int, samples: int, rng: random.Random) -> 
         f'[reader]\nprotocol = "none"\n[access]\ncard_and_pin = false\nlockout_attempts = 0\n'
     ))
     result: dict = {}
+    perf = time.perf_counter_ns
 
     async def main():
         d = AccessDaemon(cfg)
-        task = asyncio.create_task(d.run())
+        task = asyncio.create_task(d.run(signals=False))
         while d.server._server is None:
             if task.done():
                 await task
             await asyncio.sleep(0.01)
+        for pragma in pragmas:  # store-side prototypes, set from the outside
+            d.access.store.conn.execute(f"PRAGMA {pragma}")
+        loop = asyncio.get_running_loop()
         relay = d.door.relay
         stamp = []
         original = relay.set_unlocked
 
         def set_unlocked(value):
             if value:
-                stamp.append(time.perf_counter_ns())
+                stamp.append(perf())
             return original(value)
 
         relay.set_unlocked = set_unlocked
         try:
-            for label, pick, count, pause in (
-                ("unlimited holder, back to back", lambda: rng.randrange(n) | 1, samples, 0),  # odd: no use count
-                ("unlimited holder, one every 10 ms", lambda: rng.randrange(n) | 1, 500, 0.01),
-                ("holder with uses (fsync'd commit)", lambda: rng.randrange(n // 10) * 10, max(200, samples // 20), 0),
-            ):
-                times = []
-                for _ in range(count):
+            for label, kind, count, pause in PATHS:
+                if count is None:
+                    count = slow if pause >= 1 else (samples if kind == "unlimited" else max(200, samples // 20))
+                pick = (lambda: rng.randrange(n) | 1) if kind == "unlimited" else (lambda: rng.randrange(n // 10) * 10)
+                times, woke, waited = [], [], []
+                for k in range(count):
                     if pause:
-                        await asyncio.sleep(pause)
+                        due = loop.create_future()
+                        deadline = loop.time() + pause  # loop.time() is CLOCK_MONOTONIC, as perf_counter
+                        loop.call_at(deadline, due.set_result, None)
+                        await due
                     i = pick()
                     cred = Credential(kind="card", bits=format(int(card_of(i), 16), "032b"))
                     stamp.clear()
-                    t = time.perf_counter_ns()
+                    rq = _schedstat() if pause else 0
+                    t = perf()
                     decision = d.access.present(cred, "bench")
                     assert decision.granted, decision
                     assert stamp, "the relay was not commanded"
                     times.append((stamp[0] - t) / 1000)
+                    if pause:
+                        waited.append((_schedstat() - rq) / 1000)
+                        woke.append((stamp[0] - deadline * 1e9) / 1000)
                     d.door.lock()
-                    if len(times) % 200 == 0:
+                    if not pause and k % 200 == 199:
                         await asyncio.sleep(0)  # let the event log and timers run
-                result[label] = times
+                result[label] = {"present": times, "deadline": woke, "runqueue": waited}
             result["rss"] = rss(os.getpid())
         finally:
             d.request_stop()
@@ -232,74 +273,129 @@ def row(name: str, values: list[float], unit: str = "µs") -> str:
     return f"| {name} | {len(values)} | {statistics.median(values):.1f} | {pct(values, 0.99):.1f} | {max(values):.1f} | {unit} |"
 
 
-def bench(n: int, samples: int) -> list[str]:
+def relay_table(lat: dict) -> list[str]:
+    """One table: present → relay p50/p99/max, the paced rows' wake-up and preemption."""
+    lines = [
+        "| credential → relay command in the daemon | n | p50 µs | p99 µs | max µs | > 1 ms "
+        "| preempted (run-queue wait) | p99 µs, not preempted | deadline → relay p50 / p99 µs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in lat.items():
+        if name == "rss":
+            continue
+        v = r["present"]
+        over = sum(x > 1000 for x in v) / len(v)
+        if r["runqueue"]:
+            quiet = [x for x, w in zip(v, r["runqueue"], strict=True) if w <= 50]  # > 50 µs waiting: preempted
+            pre = f"{len(v) - len(quiet)}"
+            qp99 = f"{pct(quiet, 0.99):.1f}" if quiet else "—"
+            dl = f"{statistics.median(r['deadline']):.0f} / {pct(r['deadline'], 0.99):.0f}"
+        else:
+            pre = qp99 = dl = "—"
+        lines.append(f"| {name} | {len(v)} | {statistics.median(v):.1f} | {pct(v, 0.99):.1f} | {max(v):.1f} "
+                     f"| {over:.1%} | {pre} | {qp99} | {dl} |")
+    return lines
+
+
+STATE_FILES = ("entrylist.db", "access.db", "pin.key")
+
+
+def cached_state(cache: Path, n: int) -> Path | None:
+    path = cache / f"holders-{n}"
+    return path if all((path / f).exists() for f in STATE_FILES) else None
+
+
+def bench(n: int, samples: int, *, cache: Path | None, parts: set[str], slow: int, pragmas: tuple[str, ...]) -> list[str]:
     rng = random.Random(n)
     directory = Path(tempfile.mkdtemp(prefix=f"bench-entrylist-{n}-"))
-    csv_path = directory / "holders.csv"
-    t = time.perf_counter()
-    write_csv(csv_path, n)
-    gen = time.perf_counter() - t
-    lines = [f"### {n:,} holders", "", f"CSV: {csv_path.stat().st_size / 1e6:.1f} MB, written in {gen:.1f} s", ""]
+    state = directory / "state"
+    lines = [f"### {n:,} holders", ""]
     daemon = Daemon(directory)
-    daemon.start()
-    t = time.perf_counter()
-    done = daemon.cli("holders", "import", str(csv_path), "--json")
-    import_s = time.perf_counter() - t
-    if done.returncode != 0:
-        raise RuntimeError(f"import failed: {done.stderr[-2000:]}")
-    rss_import = rss(daemon.proc.pid)
-    daemon.stop()
-    db = directory / "state" / "entrylist.db"
-    size_mb = sum(p.stat().st_size for p in db.parent.glob("entrylist.db*")) / 1e6
-    lines += [
-        "| measure | value |",
-        "|---|---|",
-        f"| CSV import via `accessd-cli holders import` (one transaction) | {import_s:.1f} s ({n / import_s:,.0f} rows/s) |",
-        f"| database size | {size_mb:.0f} MB |",
-        f"| daemon RSS after the import (current / peak) | {rss_import[0]:.1f} MB / {rss_import[1]:.1f} MB |",
-    ]
-    # fresh daemon: round trips and steady memory
-    daemon.start()
-    s, f = daemon.connect()
-    trips = []
-    for k in range(5000):
-        i = rng.randrange(n)
-        msg = json.dumps({"id": k, "cmd": "check-credential", "params": {"card": card_of(i), "bit_length": 32, "present": True}})
-        t = time.perf_counter_ns()
-        s.sendall(msg.encode() + b"\n")
-        reply = json.loads(f.readline())
-        trips.append((time.perf_counter_ns() - t) / 1000)
-        assert reply["ok"] and reply["result"]["decision"] == "granted", reply
-        if k % 50 == 0:
-            s.sendall(json.dumps({"id": -1, "cmd": "door.lock", "params": {}}).encode() + b"\n")
-            f.readline()
-    s.close()
-    rss_steady = rss(daemon.proc.pid)
-    cli_trips = []
-    for _ in range(10):
+    reuse = cached_state(cache, n) if cache is not None else None
+    if reuse is not None:
+        state.mkdir(mode=0o750)
+        for f in STATE_FILES:
+            shutil.copy2(reuse / f, state / f)
+        lines += [f"(state reused from {reuse}: import not measured)", ""]
+    else:
+        csv_path = directory / "holders.csv"
         t = time.perf_counter()
-        done = daemon.cli("check-credential", "--pin", pin_of(rng.randrange(n)))
-        cli_trips.append((time.perf_counter() - t) * 1000)
-        assert done.returncode == 0, done.stderr
-    daemon.stop()
-    lines += [
-        f"| daemon RSS after restart + 5,000 presentations (current / peak) | {rss_steady[0]:.1f} MB / {rss_steady[1]:.1f} MB |",
-        "",
-        "| path | n | p50 | p99 | max | unit |",
-        "|---|---|---|---|---|---|",
-        row("check-credential --present, socket round trip (open connection)", trips),
-        row("check-credential, whole `accessd-cli` process", cli_trips, "ms"),
-    ]
-    for name, values in lookups(directory / "state", n, samples, rng).items():
-        lines.append(row(name, values))
-    lat = relay_latency(directory, n, samples // 4, rng)
-    for name, values in lat.items():
-        if name != "rss":
-            lines.append(row(f"credential → relay command in the daemon, {name}", values))
+        write_csv(csv_path, n)
+        gen = time.perf_counter() - t
+        lines += [f"CSV: {csv_path.stat().st_size / 1e6:.1f} MB, written in {gen:.1f} s", ""]
+        daemon.start()
+        t = time.perf_counter()
+        done = daemon.cli("holders", "import", str(csv_path), "--json")
+        import_s = time.perf_counter() - t
+        if done.returncode != 0:
+            raise RuntimeError(f"import failed: {done.stderr[-2000:]}")
+        rss_import = rss(daemon.proc.pid)
+        daemon.stop()
+        csv_path.unlink()
+        db = state / "entrylist.db"
+        size_mb = sum(p.stat().st_size for p in db.parent.glob("entrylist.db*")) / 1e6
+        lines += [
+            "| measure | value |",
+            "|---|---|",
+            f"| CSV import via `accessd-cli holders import` (one transaction) | {import_s:.1f} s ({n / import_s:,.0f} rows/s) |",
+            f"| database size | {size_mb:.0f} MB |",
+            f"| daemon RSS after the import (current / peak) | {rss_import[0]:.1f} MB / {rss_import[1]:.1f} MB |",
+        ]
+        if cache is not None:  # checkpointed copy for the next run (--cache)
+            import sqlite3
+
+            for f in ("entrylist.db", "access.db"):
+                conn = sqlite3.connect(state / f)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.close()
+            target = cache / f"holders-{n}"
+            target.mkdir(parents=True, exist_ok=True)
+            for f in STATE_FILES:
+                shutil.copy2(state / f, target / f)
+    if "trips" in parts:
+        # fresh daemon: round trips and steady memory
+        daemon.start()
+        s, f = daemon.connect()
+        trips = []
+        for k in range(5000):
+            i = rng.randrange(n)
+            msg = json.dumps({"id": k, "cmd": "check-credential", "params": {"card": card_of(i), "bit_length": 32, "present": True}})
+            t = time.perf_counter_ns()
+            s.sendall(msg.encode() + b"\n")
+            reply = json.loads(f.readline())
+            trips.append((time.perf_counter_ns() - t) / 1000)
+            assert reply["ok"] and reply["result"]["decision"] == "granted", reply
+            if k % 50 == 0:
+                s.sendall(json.dumps({"id": -1, "cmd": "door.lock", "params": {}}).encode() + b"\n")
+                f.readline()
+        s.close()
+        rss_steady = rss(daemon.proc.pid)
+        cli_trips = []
+        for _ in range(10):
+            t = time.perf_counter()
+            done = daemon.cli("check-credential", "--pin", pin_of(rng.randrange(n)))
+            cli_trips.append((time.perf_counter() - t) * 1000)
+            assert done.returncode == 0, done.stderr
+        daemon.stop()
+        lines += [
+            "",
+            f"daemon RSS after restart + 5,000 presentations (current / peak): {rss_steady[0]:.1f} MB / {rss_steady[1]:.1f} MB",
+            "",
+            "| path | n | p50 | p99 | max | unit |",
+            "|---|---|---|---|---|---|",
+            row("check-credential --present, socket round trip (open connection)", trips),
+            row("check-credential, whole `accessd-cli` process", cli_trips, "ms"),
+        ]
+    if "lookups" in parts:
+        if "trips" not in parts:
+            lines += ["", "| path | n | p50 | p99 | max | unit |", "|---|---|---|---|---|---|"]
+        for name, values in lookups(state, n, samples, rng).items():
+            lines.append(row(name, values))
+    if "relay" in parts:
+        lat = relay_latency(directory, n, samples // 4, rng, slow=slow, pragmas=pragmas)
+        lines += [""] + ([f"(store prototype: PRAGMA {', '.join(pragmas)})", ""] if pragmas else []) + relay_table(lat)
     lines.append("")
-    for p in directory.rglob("*"):
-        if p.is_file():
-            p.unlink()
+    shutil.rmtree(directory, ignore_errors=True)
     return lines
 
 
@@ -307,10 +403,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--samples", type=int, default=20000)
+    ap.add_argument("--slow", type=int, default=90, help="presentations in each one-per-second row (90: 1.5 min each)")
+    ap.add_argument("--cache", default="/tmp/accessd-bench-cache",
+                    help="keep the imported state here and reuse it (import not measured then); '' for none")
+    ap.add_argument("--parts", default="trips,lookups,relay", help="of trips,lookups,relay (the import runs unless cached)")
+    ap.add_argument("--pragma", action="append", default=[], help="store prototype, e.g. mmap_size=268435456")
     args = ap.parse_args()
     out = [f"## Entry list (bench_entrylist.py, {os.cpu_count()} cores, SQLite {__import__('sqlite3').sqlite_version})", ""]
     for n in (int(x) for x in args.sizes.split(",")):
-        out += bench(n, args.samples)
+        out += bench(n, args.samples, cache=Path(args.cache) if args.cache else None,
+                     parts=set(args.parts.split(",")), slow=args.slow, pragmas=tuple(args.pragma))
         print("\n".join(out), flush=True)
         out = []
     return 0
