@@ -41,6 +41,18 @@ class LogCorrupt(AccessdError):
         self.kept = kept
 
 
+class StateFileError(AccessdError):
+    """A file in the state directory that cannot be used (damaged, unreadable, read-only, a
+    short key, written by a newer accessd): ``path`` names it, ``remedy`` says what to do.
+    The daemon stops with this one line and exit status 2."""
+
+    def __init__(self, path: str, problem: str, remedy: str) -> None:
+        super().__init__(f"{path}: {problem}; {remedy}")
+        self.path = path
+        self.problem = problem
+        self.remedy = remedy
+
+
 class IllegalTransition(AccessdError):
     """A state machine got an event it cannot take in its state (``accessd.door.machine``)."""
 

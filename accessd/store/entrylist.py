@@ -1,11 +1,10 @@
-"""The entry list: holders and their credentials in SQLite.
+"""The entry list: holders and their credentials in SQLite (the store).
 
-One file, ``entrylist.db`` in the state directory, written by the daemon only.
-WAL journal with ``synchronous=FULL``: a committed transaction (for example the
-one that consumes a use before the relay acts) survives a power cut.
-
-Schema changes are versioned migrations (``MIGRATIONS``, tracked in
-``PRAGMA user_version``), each applied in its own transaction.
+One file, ``entrylist.db`` in the state directory, written by the daemon only; what the
+door writes (uses taken, failures, lockouts) goes to ``access.db`` beside it.  The
+schema and its migrations are in ``accessd.store.schema``, the holder fields and their
+validation in ``accessd.store.fields``, CSV and import staging in ``accessd.store.csvio``;
+their public names are re-exported here.
 
 Lookups go through unique indexes:
 
@@ -21,23 +20,18 @@ A card, PIN or QR code belongs to at most one holder; a second use is a
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import json
-import math
 import os
-import re
 import secrets
 import sqlite3
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from pathlib import Path
 
-from accessd.access.decision import Holder, window_end, window_start
+from accessd.access.decision import Holder
 from accessd.errors import (
     DuplicateCredential,
     EntryListError,
@@ -48,304 +42,44 @@ from accessd.errors import (
 )
 from accessd.protocols.credential import Credential
 
-CSV_COLUMNS = (
-    "first_name",
-    "last_name",
-    "card",
-    "bit_length",
-    "format",
-    "facility_code",
-    "card_number",
-    "pin",
-    "qr",
-    "valid_from",
-    "valid_to",
-    "uses",
-    "suspended",
-    "notes",
+from .csvio import (
+    MAX_ERRORS,
+    STAGING_COLUMNS,
+    open_staging,
+    parse_csv,
+    parse_header,
+    rows_to_csv,
+    stage_rows,
+    staged_fields,
 )
-# Accepted on import in addition to CSV_COLUMNS (not exported: the export keeps DESIGN's columns).
-CSV_EXTRA_COLUMNS = ("access_time",)
+from .csvio import holder_values as _holder_columns
+from .csvio import note as _note
+from .fields import (
+    CSV_COLUMNS,
+    CSV_EXTRA_COLUMNS,
+    HOLDER_COLUMNS,
+    HOLDER_FIELDS,
+    HOLDER_KEYS,
+    PIN_MAX,
+    PIN_MIN,
+    canonical_format,
+    normalize_holder,
+    parse_time,
+)
+from .schema import MIGRATIONS, STATE_MIGRATIONS, connect, migrate
 
-# The intercom's names for HID formats; stored and matched by the HID designator.
-FORMAT_ALIASES = {
-    "wiegand26": "H10301",
-    "wiegand34": "H10306",
-    "wiegand37": "H10302",
-    "wiegand37facilitycode": "H10304",
-    "h10301": "H10301",
-    "h10306": "H10306",
-    "h10302": "H10302",
-    "h10304": "H10304",
-    "c1k35s": "C1k35s",
-    "c1k48s": "C1k48s",
-}
+__all__ = [
+    "CSV_COLUMNS", "CSV_EXTRA_COLUMNS", "HOLDER_COLUMNS", "HOLDER_FIELDS", "HOLDER_KEYS", "MAX_ERRORS", "MIGRATIONS",
+    "PIN_MAX", "PIN_MIN", "STAGING_COLUMNS", "STATE_MIGRATIONS", "DuplicateCredential", "EntryList", "EntryListError",
+    "HolderNotFound", "ImportFailed", "ImportReport", "InvalidField", "PinSpaceExhausted", "connect", "format_hex",
+    "load_secret", "migrate", "normalize_holder", "open_staging", "parse_csv", "parse_header", "parse_time",
+    "rows_to_csv", "stage_rows",
+]
 
-PIN_MIN, PIN_MAX = 4, 16
-MAX_ERRORS = 1000  # an import stops listing errors here
 IMPORT_BATCH = 1000  # rows per executemany in an import
 SECRET_FILE = "pin.key"
 DB_FILE = "entrylist.db"
 STATE_FILE = "access.db"
-
-
-# (defined in accessd/errors.py, the package's one errors module; re-exported here)
-
-
-# ---------------------------------------------------------------- schema
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: holders and credentials
-    """
-    CREATE TABLE holders (
-        id INTEGER PRIMARY KEY,
-        first_name TEXT NOT NULL UNIQUE,
-        last_name TEXT NOT NULL DEFAULT '',
-        notes TEXT NOT NULL DEFAULT '',
-        suspended INTEGER NOT NULL DEFAULT 0,
-        valid_from TEXT,
-        valid_to TEXT,
-        uses INTEGER CHECK (uses IS NULL OR uses >= 0),
-        access_time REAL,
-        conditions TEXT
-    );
-    CREATE TABLE credentials (
-        id INTEGER PRIMARY KEY,
-        holder_id INTEGER NOT NULL REFERENCES holders(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL CHECK (kind IN ('card', 'pin', 'qr')),
-        card_hex TEXT,
-        bit_length INTEGER,
-        format TEXT,
-        facility_code INTEGER,
-        card_number INTEGER,
-        pin_hash BLOB,
-        qr TEXT
-    );
-    CREATE UNIQUE INDEX credentials_card_raw ON credentials (bit_length, card_hex)
-        WHERE card_hex IS NOT NULL;
-    CREATE UNIQUE INDEX credentials_card_decoded
-        ON credentials (format, ifnull(facility_code, -1), card_number)
-        WHERE card_number IS NOT NULL;
-    CREATE UNIQUE INDEX credentials_pin ON credentials (pin_hash) WHERE pin_hash IS NOT NULL;
-    CREATE UNIQUE INDEX credentials_qr ON credentials (qr) WHERE qr IS NOT NULL;
-    CREATE INDEX credentials_holder ON credentials (holder_id);
-    """,
-    # 2: uses are counted in access.db against an epoch that changes whenever uses is set
-    """
-    ALTER TABLE holders ADD COLUMN uses_epoch INTEGER;
-    UPDATE holders SET uses_epoch = random();
-    """,
-)
-
-# access.db: what the door writes (uses taken, failures, lockouts).  A separate file, so
-# that a long write to the entry list (a million-row import) never blocks the door.
-STATE_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE uses_taken (
-        holder_id INTEGER NOT NULL,
-        epoch INTEGER NOT NULL,
-        taken INTEGER NOT NULL,
-        PRIMARY KEY (holder_id, epoch)
-    ) WITHOUT ROWID;
-    CREATE TABLE reader_failures (
-        id INTEGER PRIMARY KEY,
-        reader TEXT NOT NULL,
-        at REAL NOT NULL
-    );
-    CREATE INDEX reader_failures_reader ON reader_failures (reader, at);
-    CREATE TABLE reader_lockouts (
-        reader TEXT PRIMARY KEY,
-        until REAL NOT NULL
-    );
-    """,
-)
-
-
-# ---------------------------------------------------------------- field validation
-
-
-def canonical_format(name: str) -> str:
-    """The stored name of a card format (HID designator for the intercom's aliases)."""
-    return FORMAT_ALIASES.get(name.strip().lower(), name.strip())
-
-
-def parse_time(text: object, field: str) -> str:
-    """Validate an ISO 8601 date or date-time; return it normalised (seconds resolution)."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidField(field, text, "an ISO 8601 date or date-time (2026-03-01, 2026-03-01T18:00+01:00)")
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            return date.fromisoformat(value).isoformat()
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidField(
-            field, text, "an ISO 8601 date or date-time (2026-03-01, 2026-03-01T18:00+01:00)"
-        ) from None
-    return parsed.replace(microsecond=0).isoformat()
-
-
-def _int(value: object, field: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool):
-        raise InvalidField(field, value, f"a whole number {lo}–{hi}")
-    if isinstance(value, int):
-        n = value
-    else:
-        try:
-            n = int(str(value).strip(), 10)
-        except ValueError:
-            raise InvalidField(field, value, f"a whole number {lo}–{hi}") from None
-    if not lo <= n <= hi:
-        raise InvalidField(field, value, f"a whole number {lo}–{hi}")
-    return n
-
-
-def _bool(value: object, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "y"):
-        return True
-    if text in ("0", "false", "no", "n", ""):
-        return False
-    raise InvalidField(field, value, "true/false (or 1/0, yes/no)")
-
-
-_CONTROL = {
-    "\t": re.compile("[\x00-\x08\x0a-\x1f\x7f]"),
-    "\t\r\n": re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"),
-}
-
-
-def _text(value: object, field: str, limit: int = 200, allowed: str = "\t") -> str:
-    if not isinstance(value, str):
-        raise InvalidField(field, value, "text")
-    if len(value) > limit or _CONTROL[allowed].search(value):
-        raise InvalidField(field, value, f"text of at most {limit} printable characters")
-    return value
-
-
-def normalize_holder(raw: dict, *, partial: bool = False) -> dict:
-    """Validate holder fields (from the CLI, the socket or a CSV row).
-
-    Returns a dict with only the keys given.  Empty strings and None mean "not set"
-    (for ``update``: cleared).  Credential fields come back as ``card`` (a tuple
-    (hex, bit_length, format, fc, cn) or None), ``pin`` (digits or None), ``qr``.
-    """
-    out: dict = {}
-    given = raw
-    if not raw.keys() <= HOLDER_KEYS:
-        name = sorted(set(raw) - HOLDER_KEYS)[0]
-        raise InvalidField(name, raw[name], f"one of the holder fields {sorted(HOLDER_KEYS)}")
-
-    filled = {k for k, v in given.items() if v is not None and (v.__class__ is not str or v.strip())}
-
-    def blank(key: str) -> bool:
-        return key not in filled
-
-    if "first_name" in given or not partial:
-        if blank("first_name"):
-            raise InvalidField("first_name", given.get("first_name"), "a non-empty name")
-        out["first_name"] = _text(given["first_name"], "first_name").strip()
-    if "last_name" in given:
-        out["last_name"] = "" if blank("last_name") else _text(given["last_name"], "last_name").strip()
-    if "notes" in given:
-        out["notes"] = "" if blank("notes") else _text(given["notes"], "notes", 2000, "\t\r\n")
-    if "suspended" in given:
-        out["suspended"] = _bool(given["suspended"], "suspended") if not blank("suspended") else False
-    for key in ("valid_from", "valid_to"):
-        if key in given:
-            out[key] = None if blank(key) else parse_time(given[key], key)
-    if "uses" in given:
-        out["uses"] = None if blank("uses") else _int(given["uses"], "uses", 0, 2**31 - 1)
-    if "access_time" in given:
-        if blank("access_time"):
-            out["access_time"] = None
-        else:
-            try:
-                t = float(given["access_time"])
-            except (TypeError, ValueError):
-                t = math.nan
-            if not 1 <= t <= 3600:
-                raise InvalidField("access_time", given["access_time"], "a number of seconds 1–3600")
-            out["access_time"] = t
-    if "conditions" in given:
-        if blank("conditions"):
-            out["conditions"] = None
-        else:
-            value = given["conditions"]
-            try:
-                value = json.loads(value) if isinstance(value, str) else value
-            except ValueError:
-                raise InvalidField("conditions", given["conditions"], "a JSON object") from None
-            if not isinstance(value, dict):
-                raise InvalidField("conditions", given["conditions"], "a JSON object")
-            out["conditions"] = json.dumps(value, sort_keys=True)
-    if out.get("valid_from") and out.get("valid_to"):
-        # compare both in one zone: the order does not depend on which zone the device has
-        zone = UTC
-        if window_end(out["valid_to"], zone) <= window_start(out["valid_from"], zone):
-            raise InvalidField("valid_to", given["valid_to"], f"a time after valid_from {out['valid_from']}")
-
-    card_keys = ("card", "bit_length", "format", "facility_code", "card_number")
-    if any(k in given for k in card_keys):
-        out["card"] = _normalize_card(given)
-    if "pin" in given:
-        if blank("pin"):
-            out["pin"] = None
-        else:
-            pin = str(given["pin"]).strip()
-            if not pin.isdigit() or not PIN_MIN <= len(pin) <= PIN_MAX:
-                raise InvalidField("pin", "(hidden)", f"{PIN_MIN} to {PIN_MAX} decimal digits")
-            out["pin"] = pin
-    if "qr" in given:
-        out["qr"] = None if blank("qr") else _text(given["qr"], "qr", 1000)
-    return out
-
-
-HOLDER_COLUMNS = (
-    "first_name", "last_name", "notes", "suspended", "valid_from", "valid_to", "uses", "access_time", "conditions",
-)
-HOLDER_KEYS = frozenset((*HOLDER_COLUMNS, "card", "bit_length", "format", "facility_code", "card_number", "pin", "qr"))
-
-
-def _normalize_card(given: dict) -> tuple | None:
-    def val(k: str):
-        v = given.get(k)
-        return None if v is None or (v.__class__ is str and not v.strip()) else v
-
-    hex_value, bits, fmt, fc, cn = val("card"), val("bit_length"), val("format"), val("facility_code"), val("card_number")
-    if hex_value is None and bits is None and fmt is None and fc is None and cn is None:
-        return None
-    card_hex = None
-    bit_length = None
-    if hex_value is not None or bits is not None:
-        if hex_value is None:
-            raise InvalidField("card", None, "the card's hex value with bit_length")
-        if bits is None:
-            raise InvalidField("bit_length", None, "the card's bit length with card")
-        bit_length = _int(bits, "bit_length", 1, 1024)
-        text = str(hex_value).strip()
-        if text[:2].lower() == "0x":
-            text = text[2:]
-        try:
-            number = int(text, 16)
-        except ValueError:
-            raise InvalidField("card", hex_value, "hexadecimal digits") from None
-        if number >> bit_length:
-            raise InvalidField("card", hex_value, f"a value that fits in {bit_length} bits")
-        card_hex = format(number, "X").rjust((bit_length + 3) // 4, "0")  # as Credential.hex
-    fmt_name = None
-    fcn = cnn = None
-    if fmt is not None or fc is not None or cn is not None:
-        if fmt is None:
-            raise InvalidField("format", None, "a card format name with facility_code/card_number")
-        fmt_name = canonical_format(_text(fmt, "format", 40))
-        if cn is None:
-            raise InvalidField("card_number", None, f"the card number of a {fmt_name} card")
-        cnn = _int(cn, "card_number", 0, 2**63 - 1)
-        fcn = None if fc is None else _int(fc, "facility_code", 0, 2**31 - 1)
-    return (card_hex, bit_length, fmt_name, fcn, cnn)
 
 
 # ---------------------------------------------------------------- the store
@@ -378,39 +112,6 @@ def load_secret(path: Path) -> bytes:
         os.close(fd)
     return key
 
-
-def connect(path: Path | str) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
-
-
-def migrate(
-    conn: sqlite3.Connection, target: int | None = None, migrations: tuple[str, ...] = MIGRATIONS
-) -> int:
-    """Apply the migrations the database lacks; return the resulting version."""
-    target = len(migrations) if target is None else target
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(migrations):
-        raise EntryListError(
-            f"entry list schema version {version} is newer than this accessd knows ({len(migrations)})"
-        )
-    while version < target:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in migrations[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            version += 1
-            conn.execute(f"PRAGMA user_version={version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return version
 
 
 _HOLDER_COLUMNS = (
@@ -447,17 +148,9 @@ def _epoch() -> int:
 
 
 INSERT_HOLDER = (
-    "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-    " access_time, conditions, uses_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO holders (id, {', '.join(HOLDER_COLUMNS)}, uses_epoch)"
+    f" VALUES ({', '.join('?' * (len(HOLDER_COLUMNS) + 2))})"
 )
-
-
-def _holder_columns(f: dict) -> tuple:
-    """A holder's own columns, in INSERT_HOLDER's and the staging table's order."""
-    return (
-        f["first_name"], f.get("last_name", ""), f.get("notes", ""), int(f.get("suspended", False)),
-        f.get("valid_from"), f.get("valid_to"), f.get("uses"), f.get("access_time"), f.get("conditions"),
-    )
 
 
 class EntryList:
@@ -852,7 +545,7 @@ class EntryList:
                         conn.execute("ROLLBACK TO bulk")
                         conn.execute("RELEASE bulk")
                 staged = (
-                    _staged_fields(r)
+                    staged_fields(r)
                     for r in conn.execute("SELECT " + ", ".join(STAGING_COLUMNS) + " FROM staging.staged ORDER BY rowid")
                 )
                 report.rows = 0
@@ -1013,155 +706,3 @@ class _Transaction:
 def format_hex(bits: str) -> str:
     return format(int(bits, 2), "X").rjust((len(bits) + 3) // 4, "0")
 
-
-def _note(errors: list, exc: EntryListError) -> None:
-    if len(errors) < MAX_ERRORS:
-        errors.append(exc)
-
-
-def parse_header(row: list[str], errors: list) -> list[str] | None:
-    """Validate the CSV header row; None (with errors) when unusable."""
-    header = [h.strip().lower() for h in row]
-    if header and header[0].startswith("\ufeff"):
-        header[0] = header[0][1:]
-    allowed = set(CSV_COLUMNS) | set(CSV_EXTRA_COLUMNS)
-    bad = False
-    for name in header:
-        if name not in allowed:
-            errors.append(InvalidField(name, name, f"a column among {', '.join(CSV_COLUMNS)}", 1))
-            bad = True
-    if "first_name" not in header:
-        errors.append(InvalidField("first_name", ",".join(header), "a first_name column in the header", 1))
-        bad = True
-    if len(set(header)) != len(header):
-        errors.append(InvalidField("header", ",".join(header), "each column once", 1))
-        bad = True
-    return None if bad else header
-
-
-def parse_csv(
-    lines: Iterable[str],
-    errors: list,
-    *,
-    header: list[str] | None = None,
-    first_line: int = 1,
-    hash_pin: Callable[[str], bytes] | None = None,
-) -> Iterator[tuple[int, dict | None]]:
-    """Yield (line number, normalised fields or None) for each data row; errors go to ``errors``.
-
-    Line numbers count the header as line 1, as a spreadsheet shows them.  With
-    ``header`` given, ``lines`` continue a file whose header was already read and
-    ``first_line`` is the number of their first line.  With ``hash_pin``, a row's
-    ``pin`` is replaced by its keyed hash at once (so no clear PIN is kept around).
-    """
-    reader = csv.reader(lines)
-    offset = first_line - 1
-    if header is None:
-        try:
-            row = next(reader)
-        except StopIteration:
-            errors.append(InvalidField("header", "", "a header row naming the columns", 1))
-            return
-        header = parse_header(row, errors)
-        if header is None:
-            return
-    width = len(header)
-    end = reader.line_num
-    for row in reader:
-        line = end + 1 + offset  # where the record starts (a quoted field may span lines)
-        end = reader.line_num
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if len(row) != width:
-            _note(errors, InvalidField("row", ",".join(row)[:80], f"{width} columns as in the header", line))
-            yield line, None
-            continue
-        raw = {k: v for k, v in zip(header, row, strict=True) if v or k == "first_name"}
-        try:
-            fields = normalize_holder(raw)
-        except InvalidField as exc:
-            _note(errors, InvalidField(exc.field, exc.value, exc.expected, line))
-            yield line, None
-            continue
-        if hash_pin is not None and fields.get("pin"):
-            fields["pin"] = hash_pin(fields["pin"])
-        yield line, fields
-
-
-def rows_to_csv(rows: list[dict], *, header: bool) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    if header:
-        writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-
-# ---------------------------------------------------------------- import staging
-
-STAGING_COLUMNS = (
-    "line",
-    "first_name",
-    "last_name",
-    "notes",
-    "suspended",
-    "valid_from",
-    "valid_to",
-    "uses",
-    "access_time",
-    "conditions",
-    "card_hex",
-    "bit_length",
-    "format",
-    "facility_code",
-    "card_number",
-    "pin_hash",
-    "qr",
-)
-STAGING_SCHEMA = "CREATE TABLE IF NOT EXISTS staged (" + ", ".join(STAGING_COLUMNS) + ")"
-
-
-def open_staging(path: Path | str) -> sqlite3.Connection:
-    """A scratch file for an import's validated rows (no journal: it is thrown away)."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=OFF")
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute(STAGING_SCHEMA)
-    return conn
-
-
-def stage_rows(conn: sqlite3.Connection, rows: Iterable[tuple[int, dict]]) -> None:
-    """Append validated rows (PINs already hashed) to a staging file."""
-    out = []
-    for line, f in rows:
-        pin = f.get("pin")
-        if isinstance(pin, str):
-            raise ValueError("hash the PIN before staging a row")
-        card = f.get("card") or (None, None, None, None, None)
-        out.append((line, *_holder_columns(f), *card, pin, f.get("qr")))
-    conn.execute("BEGIN")
-    conn.executemany(f"INSERT INTO staged VALUES ({', '.join('?' * len(STAGING_COLUMNS))})", out)
-    conn.execute("COMMIT")
-
-
-def _staged_fields(row: tuple) -> tuple[int, dict]:
-    (line, first, last, notes, suspended, vf, vt, uses, at, cond, card_hex, bits, fmt, fc, cn, pin, qr) = row
-    fields = {
-        "first_name": first,
-        "last_name": last,
-        "notes": notes,
-        "suspended": bool(suspended),
-        "valid_from": vf,
-        "valid_to": vt,
-        "uses": uses,
-        "access_time": at,
-        "conditions": cond,
-    }
-    if card_hex is not None or cn is not None:
-        fields["card"] = (card_hex, bits, fmt, fc, cn)
-    if pin is not None:
-        fields["pin"] = pin
-    if qr is not None:
-        fields["qr"] = qr
-    return line, fields
