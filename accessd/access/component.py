@@ -138,7 +138,7 @@ class Access:
         self.readers = readers  # reader id → reader (filled by the daemon's wiring)
         self.cfg = cfg = daemon.config.access
         self.tz = daemon.tz
-        self.store = EntryList(daemon.state_dir)
+        self.store = EntryList(daemon.state_dir, formats=daemon.formats)
         self.upstream = upstream_mod.build(cfg.upstream, cfg.upstream_fake_grants)
         self.latest: deque[tuple[float, str, Credential]] = deque(maxlen=cfg.latest_size)
         self.imports: dict[str, _Import] = {}
@@ -569,7 +569,7 @@ class Access:
                 if not isinstance(text, str):
                     raise CommandError("invalid", "holders import: text: expected CSV text")
                 first = _nonneg(params.get("first_line", 1), "holders import: first_line") or 1
-                await loop.run_in_executor(None, imp.stage, text, first, self.store.pin_hash)
+                await loop.run_in_executor(None, imp.stage, text, first, self.store.pin_hash, self.formats)
             if not params.get("commit"):
                 return {"session": session, "rows": imp.rows, "errors": len(imp.errors)}
             del self.imports[session]
@@ -597,7 +597,7 @@ class _Import:
         self.errors: list = []
         self.rows = 0
 
-    def stage(self, text: str, first_line: int, hash_pin) -> None:
+    def stage(self, text: str, first_line: int, hash_pin, formats) -> None:
         lines = text.splitlines(keepends=True)
         if self.header is None:
             import csv
@@ -615,7 +615,8 @@ class _Import:
             lines = lines[reader.line_num:]
             first_line += reader.line_num
         staged = []
-        for line, fields in parse_csv(lines, self.errors, header=self.header, first_line=first_line, hash_pin=hash_pin):
+        for line, fields in parse_csv(lines, self.errors, header=self.header, first_line=first_line, hash_pin=hash_pin,
+                                      formats=formats):
             self.rows += 1
             if fields is not None:
                 staged.append((line, fields))

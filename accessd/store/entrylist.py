@@ -41,6 +41,8 @@ from accessd.errors import (
     PinSpaceExhausted,
 )
 from accessd.protocols.credential import Credential
+from accessd.protocols.wiegand.errors import UnknownFormat
+from accessd.protocols.wiegand.formats import LIBRARY, FormatLibrary
 
 from .csvio import (
     MAX_ERRORS,
@@ -62,11 +64,10 @@ from .fields import (
     HOLDER_KEYS,
     PIN_MAX,
     PIN_MIN,
-    canonical_format,
     normalize_holder,
     parse_time,
 )
-from .schema import MIGRATIONS, STATE_MIGRATIONS, connect, migrate
+from .schema import MIGRATIONS, STATE_MIGRATIONS, MigrationContext, connect, migrate
 
 __all__ = [
     "CSV_COLUMNS", "CSV_EXTRA_COLUMNS", "HOLDER_COLUMNS", "HOLDER_FIELDS", "HOLDER_KEYS", "MAX_ERRORS", "MIGRATIONS",
@@ -156,13 +157,19 @@ INSERT_HOLDER = (
 class EntryList:
     """The entry list of one door.  Use from one thread (the daemon's loop)."""
 
-    def __init__(self, state_dir: Path | str, *, db_name: str = DB_FILE) -> None:
+    def __init__(
+        self, state_dir: Path | str, *, formats: FormatLibrary | None = None, db_name: str = DB_FILE
+    ) -> None:
+        """``formats``: the library card format names are checked against and stored by
+        (the daemon's ``daemon.formats``, with the custom ``[[formats]]``); default: the
+        built-in formats."""
         self.state_dir = Path(state_dir)
+        self.formats = LIBRARY if formats is None else formats
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.path = self.state_dir / db_name
         self.secret = load_secret(self.state_dir / SECRET_FILE)
         self.conn = connect(self.path)
-        self.version = migrate(self.conn)
+        self.version = migrate(self.conn, ctx=MigrationContext(canonical_format=self._known_format))
         self.state = connect(self.state_dir / STATE_FILE)
         migrate(self.state, migrations=STATE_MIGRATIONS)
         q = "SELECT " + _HOLDER_COLUMNS + _HAS + " FROM holders h WHERE h.id = "
@@ -178,6 +185,13 @@ class EntryList:
     def close(self) -> None:
         self.conn.close()
         self.state.close()
+
+    def _known_format(self, name: str) -> str | None:
+        """The library's name of a card format (an alias or another spelling), None if unknown."""
+        try:
+            return self.formats.canonical(name.strip())
+        except UnknownFormat:
+            return None
 
     def _holder(self, row) -> Holder:
         """A holder from a row of ``_HOLDER_COLUMNS``: its uses are what is left of them."""
@@ -211,7 +225,7 @@ class EntryList:
                 return self._holder(row)
         if format is not None and card_number is not None:
             fc = -1 if facility_code is None else facility_code
-            row = execute(self._sql_decoded, (canonical_format(format), fc, card_number)).fetchone()
+            row = execute(self._sql_decoded, (self._known_format(format) or format, fc, card_number)).fetchone()
             if row:
                 return self._holder(row)
         return None
@@ -360,7 +374,7 @@ class EntryList:
 
     def add(self, **raw) -> Holder:
         """Add one holder with its credentials (one transaction)."""
-        fields = normalize_holder(raw)
+        fields = normalize_holder(raw, formats=self.formats)
         with self._transaction():
             holder_id = self._insert_holder(fields)
             self._insert_credentials(holder_id, fields)
@@ -369,7 +383,7 @@ class EntryList:
     def update(self, ident: int | str, **raw) -> Holder:
         """Change the given fields; a credential given replaces the holder's one of that kind
         (None clears it)."""
-        fields = normalize_holder(raw, partial=True)
+        fields = normalize_holder(raw, partial=True, formats=self.formats)
         with self._transaction():
             holder = self.get(ident)
             columns = [k for k in HOLDER_COLUMNS if k in fields]
@@ -480,7 +494,7 @@ class EntryList:
     ) -> ImportReport:
         """Import holders from CSV text, all or nothing (see ``import_rows``)."""
         errors: list[EntryListError] = []
-        return self.import_rows(parse_csv(lines, errors, hash_pin=self.pin_hash), errors, progress=progress)
+        return self.import_rows(parse_csv(lines, errors, hash_pin=self.pin_hash, formats=self.formats), errors, progress=progress)
 
     def import_rows(
         self,

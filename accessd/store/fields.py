@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 
 from accessd.access.decision import window_end, window_start
 from accessd.errors import InvalidField
+from accessd.protocols.wiegand.errors import UnknownFormat
 from accessd.protocols.wiegand.formats import LIBRARY, FormatLibrary
 
 PIN_MIN, PIN_MAX = 4, 16
@@ -156,30 +157,13 @@ def card_hex(value: object, _formats: FormatLibrary) -> int:
     return int(digits, 16)
 
 
-# The intercom's names for HID formats; stored and matched by the HID designator.
-FORMAT_ALIASES = {
-    "wiegand26": "H10301",
-    "wiegand34": "H10306",
-    "wiegand37": "H10302",
-    "wiegand37facilitycode": "H10304",
-    "h10301": "H10301",
-    "h10306": "H10306",
-    "h10302": "H10302",
-    "h10304": "H10304",
-    "c1k35s": "C1k35s",
-    "c1k48s": "C1k48s",
-}
-
-
-def canonical_format(name: str) -> str:
-    """The stored name of a card format (HID designator for the intercom's aliases)."""
-    return FORMAT_ALIASES.get(name.strip().lower(), name.strip())
-
-
 def format_name(value: object, formats: FormatLibrary) -> str:
-    if not isinstance(value, str) or len(value) > 40 or _ONE_LINE.search(value):
-        raise _Bad("text of at most 40 printable characters")
-    return canonical_format(value)
+    if not isinstance(value, str) or len(value) > 40:
+        raise _Bad(f"a card format name, one of {', '.join(formats.names)}")
+    try:
+        return formats.canonical(value.strip())
+    except UnknownFormat:
+        raise _Bad(f"a card format name, one of {', '.join(formats.names)}") from None
 
 
 def pin_digits(value: object, _formats: FormatLibrary) -> str:

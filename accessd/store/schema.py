@@ -30,29 +30,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class MigrationContext:
-    """What the migrations written in Python need: the device's keyed hash of a QR text and
-    the canonical name of a card format (``None`` for a name the library does not know)."""
+    """What the migrations written in Python need: the canonical name of a card format
+    (``None`` for a name the library does not know)."""
 
-    qr_hash: Callable[[str], bytes]
     canonical_format: Callable[[str], str | None]
 
 
 Migration = str | Callable[[sqlite3.Connection, MigrationContext], None]
 
 
-def _qr_texts_to_hashes(conn: sqlite3.Connection, ctx: MigrationContext) -> None:
-    """3: QR texts are secrets like PINs: keep only HMAC-SHA256(device key, text)."""
-    conn.execute("ALTER TABLE credentials ADD COLUMN qr_hash BLOB")
-    rows = conn.execute("SELECT id, qr FROM credentials WHERE qr IS NOT NULL").fetchall()
-    conn.executemany("UPDATE credentials SET qr_hash = ?, qr = NULL WHERE id = ?",
-                     [(ctx.qr_hash(text), cid) for cid, text in rows])
-    conn.execute("DROP INDEX credentials_qr")
-    conn.execute("ALTER TABLE credentials DROP COLUMN qr")  # (rewrites the rows: no text is left behind)
-    conn.execute("CREATE UNIQUE INDEX credentials_qr ON credentials (qr_hash) WHERE qr_hash IS NOT NULL")
-
-
 def _canonical_format_names(conn: sqlite3.Connection, ctx: MigrationContext) -> None:
-    """4: card formats stored by an alias or another spelling (``Kastle``, ``wiegand26``) get
+    """3: card formats stored by an alias or another spelling (``Kastle``, ``wiegand26``) get
     the library's name, so that decoded cards match them."""
     names = [n for (n,) in conn.execute("SELECT DISTINCT format FROM credentials WHERE format IS NOT NULL")]
     for name in names:
@@ -113,6 +101,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE holders ADD COLUMN uses_epoch INTEGER;
     UPDATE holders SET uses_epoch = random();
     """,
+    _canonical_format_names,
 )
 
 # The indexes of the credentials table (a bulk import may drop and rebuild them).

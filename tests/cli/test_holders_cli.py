@@ -175,3 +175,19 @@ def test_chunks_cut_only_between_records():
         assert piece.count('"') % 2 == 0
         # the first line number is where the piece starts in the file
         assert text.splitlines(keepends=True)[first - 1] == piece.splitlines(keepends=True)[0]
+
+
+def test_import_checks_format_names_against_the_daemons_library(daemon_factory, tmp_path):
+    d = daemon_factory('[[formats]]\nname = "Site30"\nbit_length = 30\nfc_position = 1\nfc_size = 12\n'
+                       'cn_position = 13\ncn_size = 16\n')
+    src = tmp_path / "in.csv"
+    src.write_text("first_name,format,facility_code,card_number\nKay,Kastle,12,3456\nSy,site30,1,2\n")
+    assert js(d.cli("holders", "import", str(src), "--json", check=0)) == {"added": 2, "rows": 2}
+    assert js(d.cli("holders", "show", "Kay", "--json", check=0))["card"]["format"] == "Kastle32"
+    assert js(d.cli("holders", "show", "Sy", "--json", check=0))["card"]["format"] == "Site30"
+    src.write_text("first_name,format,facility_code,card_number\nNn,NoSuchFormat,1,2\n")
+    done = d.cli("holders", "import", str(src), check=2)
+    assert "line 2, format: expected a card format name, one of H10301," in done.stderr
+    assert "Site30" in done.stderr
+    done = d.cli("holders", "add", "--first-name", "Nn", "--format", "NoSuchFormat", "--cn", "2", check=2)
+    assert "NoSuchFormat" in done.stderr and "Kastle32" in done.stderr

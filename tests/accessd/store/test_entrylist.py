@@ -261,9 +261,9 @@ def test_migrations_upgrade_an_old_database_keeping_its_data(tmp_path):
     conn.execute("INSERT INTO holders (first_name) VALUES ('Old')")
     conn.close()
     s = EntryList(tmp_path)
-    assert s.version == len(MIGRATIONS) == 2
+    assert s.version == len(MIGRATIONS) >= 3
     assert s.get("Old").first_name == "Old"
-    assert s.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert s.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
     conn = sqlite3.connect(tmp_path / "entrylist.db")
@@ -551,3 +551,63 @@ def test_a_number_names_a_holder_id_first_then_a_first_name(store):
         store.get("9")
     store.remove(ann.id)
     assert store.get("1") == one  # no id 1 any more: the first name
+
+
+# ---------------------------------------------------------------- one source of format names
+
+
+def _kastle_read(fc: int, cn: int) -> Credential:
+    """A Kastle card as the readers present it: decoded by the format library."""
+    from accessd.protocols.wiegand.formats import LIBRARY
+
+    bits = LIBRARY.encode("Kastle32", facility_code=fc, card_number=cn, issue_level=0)
+    chosen = LIBRARY.decode(bits, format="Kastle32").chosen
+    return Credential(kind="card", bits=bits, format=chosen.format, facility_code=chosen.facility_code,
+                      card_number=chosen.card_number)
+
+
+def test_a_card_imported_by_a_format_alias_is_stored_by_its_name_and_matches(store):
+    store.import_csv(["first_name,format,facility_code,card_number\n", "Kay,Kastle,12,3456\n"])
+    assert store.describe(store.get("Kay"))["card"]["format"] == "Kastle32"
+    assert store.find(_kastle_read(12, 3456)).first_name == "Kay"
+    store.add(first_name="Kim", format="kastle32", facility_code=1, card_number=2)
+    assert store.describe(store.get("Kim"))["card"]["format"] == "Kastle32"
+
+
+def test_an_unknown_format_name_is_refused_listing_the_known_ones(store):
+    with pytest.raises(ImportFailed) as exc:
+        store.import_csv(["first_name,format,facility_code,card_number\n", "Nn,NoSuchFormat,1,2\n"])
+    assert [(e.line, e.field) for e in exc.value.errors] == [(2, "format")]
+    assert "one of H10301, " in str(exc.value) and "Kastle32" in str(exc.value)
+    with pytest.raises(InvalidField, match="format: expected a card format name, one of H10301"):
+        store.add(first_name="Nn", format="NoSuchFormat", card_number=2)
+    assert store.count() == 0
+
+
+def test_migration_gives_rows_stored_by_an_alias_the_format_name(tmp_path):
+    conn = connect(tmp_path / "entrylist.db")
+    assert migrate(conn, target=2) == 2
+    for hid, fmt in ((1, "Kastle"), (2, "h10306"), (3, "NoSuchFormat"), (4, "Kastle32")):
+        conn.execute("INSERT INTO holders (id, first_name) VALUES (?, ?)", (hid, f"H{hid}"))
+        conn.execute("INSERT INTO credentials (holder_id, kind, format, facility_code, card_number)"
+                     " VALUES (?, 'card', ?, 12, ?)", (hid, fmt, 3456 if hid != 4 else 1))
+    conn.close()
+    s = EntryList(tmp_path)
+    assert s.conn.execute("PRAGMA user_version").fetchone()[0] >= 3
+    stored = dict(s.conn.execute("SELECT holder_id, format FROM credentials"))
+    assert stored == {1: "Kastle32", 2: "H10306", 3: "NoSuchFormat", 4: "Kastle32"}
+    assert s.find(_kastle_read(12, 3456)).first_name == "H1"
+    s.close()
+
+
+def test_the_injected_library_brings_custom_formats(tmp_path):
+    from accessd.protocols.wiegand.formats import LIBRARY, custom_format
+
+    lib = LIBRARY.with_formats([custom_format(name="Site40", bit_length=40, fc_position=1, fc_size=8,
+                                              cn_position=9, cn_size=30)])
+    s = EntryList(tmp_path, formats=lib)
+    s.import_csv(["first_name,format,facility_code,card_number\n", "Sy,site40,7,99\n"])
+    assert s.describe(s.get("Sy"))["card"]["format"] == "Site40"
+    s.close()
+    with pytest.raises(InvalidField, match="Site40"):
+        EntryList(tmp_path).add(first_name="Su", format="Site40", card_number=1)  # not a built-in format
