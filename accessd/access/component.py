@@ -30,12 +30,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import secrets
 import sqlite3
 import time
 from collections import deque
-from pathlib import Path
 
 from accessd.access import upstream as upstream_mod
 from accessd.access.decision import Decision, Holder
@@ -76,11 +74,7 @@ from accessd.store.entrylist import (
     EntryList,
     EntryListError,
     ImportFailed,
-    InvalidField,
-    open_staging,
-    parse_csv,
-    parse_header,
-    stage_rows,
+    ImportSession,
 )
 
 log = logging.getLogger(__name__)
@@ -141,7 +135,7 @@ class Access:
         self.store = EntryList(daemon.state_dir, formats=daemon.formats)
         self.upstream = upstream_mod.build(cfg.upstream, cfg.upstream_fake_grants)
         self.latest: deque[tuple[float, str, Credential]] = deque(maxlen=cfg.latest_size)
-        self.imports: dict[str, _Import] = {}
+        self.imports: dict[str, ImportSession] = {}
         self.counts = {"granted": 0, "denied": 0, "faults": 0}
         self.closed = False
         self.formats = daemon.formats
@@ -554,7 +548,7 @@ class Access:
                 imp.discard()  # abandoned (its client went away)
                 del self.imports[other]
             session = secrets.token_hex(8)
-            self.imports[session] = _Import(self.daemon.state_dir, session)
+            self.imports[session] = self.store.open_import(session)
         imp = self.imports.get(session)
         if imp is None:
             raise CommandError("not_found", f"holders import: no import session {session!r}")
@@ -569,12 +563,12 @@ class Access:
                 if not isinstance(text, str):
                     raise CommandError("invalid", "holders import: text: expected CSV text")
                 first = _nonneg(params.get("first_line", 1), "holders import: first_line") or 1
-                await loop.run_in_executor(None, imp.stage, text, first, self.store.pin_hash, self.formats)
+                await loop.run_in_executor(None, imp.stage, text, first)
             if not params.get("commit"):
                 return {"session": session, "rows": imp.rows, "errors": len(imp.errors)}
             del self.imports[session]
             try:
-                report = await loop.run_in_executor(None, imp.commit, self.daemon.state_dir)
+                report = await loop.run_in_executor(None, imp.commit)
             finally:
                 imp.discard()
             self.holder_count += report.added
@@ -583,60 +577,6 @@ class Access:
             self.imports.pop(session, None)
             imp.discard()
             raise CommandError("invalid", f"holders import: {exc}") from None
-
-
-class _Import:
-    """One chunked CSV import: validated rows staged in a file until the commit."""
-
-    def __init__(self, state_dir: Path, session: str) -> None:
-        self.path = Path(state_dir) / f"import-{session}.tmp"
-        self.db = open_staging(self.path)
-        os.chmod(self.path, 0o600)
-        self.header: list[str] | None = None
-        self.used = time.monotonic()
-        self.errors: list = []
-        self.rows = 0
-
-    def stage(self, text: str, first_line: int, hash_pin, formats) -> None:
-        lines = text.splitlines(keepends=True)
-        if self.header is None:
-            import csv
-
-            reader = csv.reader(lines)
-            try:
-                head = next(reader)
-            except StopIteration:
-                head = []
-            self.header = parse_header(head, self.errors) if head else None
-            if self.header is None:
-                if not head:
-                    self.errors.append(InvalidField("header", "", "a header row naming the columns", 1))
-                raise ImportFailed(self.errors, 0)
-            lines = lines[reader.line_num:]
-            first_line += reader.line_num
-        staged = []
-        for line, fields in parse_csv(lines, self.errors, header=self.header, first_line=first_line, hash_pin=hash_pin,
-                                      formats=formats):
-            self.rows += 1
-            if fields is not None:
-                staged.append((line, fields))
-        stage_rows(self.db, staged)
-
-    def commit(self, state_dir: Path):
-        # rows with errors were not staged; the others are still inserted so that duplicates
-        # are reported too, then everything rolls back when there is any error
-        self.db.close()
-        store = EntryList(state_dir)
-        try:
-            return store.import_staged(self.path, list(self.errors), self.rows)
-        finally:
-            store.close()
-
-    def discard(self) -> None:
-        with contextlib.suppress(Exception):
-            self.db.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
 
 
 def _pin_param(pin) -> str | None:

@@ -13,13 +13,16 @@ in the state directory); the commit inserts the staged rows in one transaction
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from accessd.errors import EntryListError, InvalidField
+from accessd.errors import EntryListError, ImportFailed, InvalidField
 from accessd.protocols.wiegand.formats import LIBRARY, FormatLibrary
 
 from .fields import CSV_COLUMNS, CSV_EXTRA_COLUMNS, HOLDER_COLUMNS, normalize_holder
@@ -172,3 +175,70 @@ def staged_fields(row: tuple) -> tuple[int, dict]:
     if qr is not None:
         fields["qr"] = qr
     return line, fields
+
+
+class ImportSession:
+    """One chunked CSV import: each chunk validated as it arrives (PINs hashed at once), its
+    rows appended to a staging file (``path``, mode 0600), all inserted at ``commit()``.
+
+    Made by ``EntryList.open_import(session)``; ``commit`` is the store's function that
+    inserts the staged rows in one transaction on a connection of its own (it runs in a
+    worker thread while the daemon's loop keeps reading the list).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        formats: FormatLibrary,
+        hash_pin: Callable[[str], bytes],
+        commit: Callable[[Path, list, int], object],
+    ) -> None:
+        self.path = Path(path)
+        self.formats = formats
+        self.hash_pin = hash_pin
+        self._commit = commit
+        self.db = open_staging(self.path)
+        os.chmod(self.path, 0o600)
+        self.header: list[str] | None = None
+        self.used = time.monotonic()
+        self.errors: list = []
+        self.rows = 0
+
+    def stage(self, text: str, first_line: int) -> None:
+        """Validate and stage one chunk (whole records; the first chunk starts with the header).
+        A header that cannot be used raises ``ImportFailed`` at once."""
+        lines = text.splitlines(keepends=True)
+        if self.header is None:
+            reader = csv.reader(lines)
+            try:
+                head = next(reader)
+            except StopIteration:
+                head = []
+            self.header = parse_header(head, self.errors) if head else None
+            if self.header is None:
+                if not head:
+                    self.errors.append(InvalidField("header", "", "a header row naming the columns", 1))
+                raise ImportFailed(self.errors, 0)
+            lines = lines[reader.line_num:]
+            first_line += reader.line_num
+        staged = []
+        for line, fields in parse_csv(lines, self.errors, header=self.header, first_line=first_line,
+                                      hash_pin=self.hash_pin, formats=self.formats):
+            self.rows += 1
+            if fields is not None:
+                staged.append((line, fields))
+        stage_rows(self.db, staged)
+
+    def commit(self):
+        """Insert everything staged, all or nothing (``ImportReport``, or ``ImportFailed``).
+        Rows with errors were not staged; the others are still inserted so that duplicates
+        are reported too, then everything rolls back when there is any error."""
+        self.db.close()
+        return self._commit(self.path, list(self.errors), self.rows)
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.db.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()

@@ -47,6 +47,7 @@ from accessd.protocols.wiegand.formats import LIBRARY, FormatLibrary
 from .csvio import (
     MAX_ERRORS,
     STAGING_COLUMNS,
+    ImportSession,
     open_staging,
     parse_csv,
     parse_header,
@@ -72,7 +73,7 @@ from .schema import MIGRATIONS, STATE_MIGRATIONS, MigrationContext, connect, mig
 __all__ = [
     "CSV_COLUMNS", "CSV_EXTRA_COLUMNS", "HOLDER_COLUMNS", "HOLDER_FIELDS", "HOLDER_KEYS", "MAX_ERRORS", "MIGRATIONS",
     "PIN_MAX", "PIN_MIN", "STAGING_COLUMNS", "STATE_MIGRATIONS", "DuplicateCredential", "EntryList", "EntryListError",
-    "HolderNotFound", "ImportFailed", "ImportReport", "InvalidField", "PinSpaceExhausted", "connect", "format_hex",
+    "HolderNotFound", "ImportFailed", "ImportReport", "ImportSession", "InvalidField", "PinSpaceExhausted", "connect", "format_hex",
     "load_secret", "migrate", "normalize_holder", "open_staging", "parse_csv", "parse_header", "parse_time",
     "rows_to_csv", "stage_rows",
 ]
@@ -534,6 +535,19 @@ class EntryList:
         if errors:
             errors.sort(key=lambda e: getattr(e, "line", None) or 0)
             raise ImportFailed(errors, report.rows)
+
+    def open_import(self, session: str) -> ImportSession:
+        """A chunked import session staged in ``import-<session>.tmp`` in the state directory."""
+        return ImportSession(self.state_dir / f"import-{session}.tmp", formats=self.formats,
+                             hash_pin=self.pin_hash, commit=self._commit_staged)
+
+    def _commit_staged(self, path: Path, errors: list, rows: int) -> ImportReport:
+        # a connection of its own: the caller's thread is not the daemon loop's
+        store = EntryList(self.state_dir, formats=self.formats, db_name=self.path.name)
+        try:
+            return store.import_staged(path, errors, rows)
+        finally:
+            store.close()
 
     def import_staged(self, path: Path | str, errors: list, rows: int) -> ImportReport:
         """Commit rows staged by ``stage_rows`` in ``path``: one transaction, all or nothing.
