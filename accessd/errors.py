@@ -82,13 +82,14 @@ class InvalidField(EntryListError, ValueError):
 
 
 class DuplicateCredential(EntryListError):
-    """A card, PIN, QR code or first name that another holder already has."""
+    """A card, PIN, QR code or first name that another holder already has (a PIN or QR text
+    is never shown)."""
 
     def __init__(self, field: str, value: object, other: str | None, line: int | None = None) -> None:
         self.field, self.value, self.other, self.line = field, value, other, line
         where = f"line {line}, " if line is not None else ""
         owner = f" by holder {other!r}" if other else ""
-        shown = "(hidden)" if field == "pin" else repr(value)
+        shown = "(hidden)" if field in ("pin", "qr") else repr(value)  # both are secrets
         super().__init__(f"{where}{field}: {shown} is already used{owner}")
 
 

@@ -17,7 +17,7 @@ class Credential:
     ``format``/``facility_code``/``card_number`` are filled when a card format
     decoded the bits.  ``candidates`` are the (format, facility code, card number)
     readings with good parity that the entry list may match a holder by (the chosen one
-    first; :mod:`accessd.protocols.pipeline` fills them).  A PIN never leaves this
+    first; :mod:`accessd.protocols.pipeline` fills them).  A PIN or a QR text never leaves this
     object in :meth:`to_json`.
     """
 
@@ -63,7 +63,8 @@ class Credential:
         return format(int(self.bits, 2), "X").rjust((len(self.bits) + 3) // 4, "0")
 
     def to_json(self) -> dict:
-        """The fields access events carry (never the PIN digits)."""
+        """The fields access events carry (never the PIN digits, never a QR text: both are
+        secrets, and events are kept in the log)."""
         out: dict = {"kind": self.kind}
         if self.kind == "card":
             out.update(
@@ -73,6 +74,4 @@ class Credential:
                 facility_code=self.facility_code,
                 card_number=self.card_number,
             )
-        elif self.kind == "qr":
-            out["qr"] = self.qr
         return out

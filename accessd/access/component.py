@@ -27,7 +27,6 @@ The dry run of ``check-credential`` is the policy's own function on a fork of it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import secrets

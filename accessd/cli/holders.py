@@ -141,7 +141,7 @@ def _describe(h: dict) -> str:
     if h.get("pin"):
         creds.append("PIN set")
     if h.get("qr"):
-        creds.append(f"QR {h['qr']!r}")
+        creds.append("QR set")
     state = []
     if h.get("suspended"):
         state.append("SUSPENDED")

@@ -62,6 +62,7 @@ def parse_csv(
     header: list[str] | None = None,
     first_line: int = 1,
     hash_pin: Callable[[str], bytes] | None = None,
+    hash_qr: Callable[[str], bytes] | None = None,
     formats: FormatLibrary = LIBRARY,
 ) -> Iterator[tuple[int, dict | None]]:
     """Yield (line number, normalised fields or None) for each data row; errors go to ``errors``.
@@ -69,7 +70,8 @@ def parse_csv(
     Line numbers count the header as line 1, as a spreadsheet shows them.  With
     ``header`` given, ``lines`` continue a file whose header was already read and
     ``first_line`` is the number of their first line.  With ``hash_pin``, a row's
-    ``pin`` is replaced by its keyed hash at once (so no clear PIN is kept around).
+    ``pin`` is replaced by its keyed hash at once (so no clear PIN is kept around), and
+    with ``hash_qr`` the ``qr`` text.
     """
     reader = csv.reader(lines)
     offset = first_line - 1
@@ -102,6 +104,8 @@ def parse_csv(
             continue
         if hash_pin is not None and fields.get("pin"):
             fields["pin"] = hash_pin(fields["pin"])
+        if hash_qr is not None and fields.get("qr"):
+            fields["qr"] = hash_qr(fields["qr"])
         yield line, fields
 
 
@@ -125,7 +129,7 @@ STAGING_COLUMNS = (
     "facility_code",
     "card_number",
     "pin_hash",
-    "qr",
+    "qr_hash",
 )
 STAGING_SCHEMA = "CREATE TABLE IF NOT EXISTS staged (" + ", ".join(STAGING_COLUMNS) + ")"
 
@@ -148,14 +152,14 @@ def open_staging(path: Path | str) -> sqlite3.Connection:
 
 
 def stage_rows(conn: sqlite3.Connection, rows: Iterable[tuple[int, dict]]) -> None:
-    """Append validated rows (PINs already hashed) to a staging file."""
+    """Append validated rows (PINs and QR texts already hashed) to a staging file."""
     out = []
     for line, f in rows:
-        pin = f.get("pin")
-        if isinstance(pin, str):
-            raise ValueError("hash the PIN before staging a row")
+        pin, qr = f.get("pin"), f.get("qr")
+        if isinstance(pin, str) or isinstance(qr, str):
+            raise ValueError("hash the PIN and the QR text before staging a row")
         card = f.get("card") or (None, None, None, None, None)
-        out.append((line, *holder_values(f), *card, pin, f.get("qr")))
+        out.append((line, *holder_values(f), *card, pin, qr))
     conn.execute("BEGIN")
     conn.executemany(f"INSERT INTO staged VALUES ({', '.join('?' * len(STAGING_COLUMNS))})", out)
     conn.execute("COMMIT")
@@ -178,7 +182,8 @@ def staged_fields(row: tuple) -> tuple[int, dict]:
 
 
 class ImportSession:
-    """One chunked CSV import: each chunk validated as it arrives (PINs hashed at once), its
+    """One chunked CSV import: each chunk validated as it arrives (PINs and QR texts hashed at
+    once), its
     rows appended to a staging file (``path``, mode 0600), all inserted at ``commit()``.
 
     Made by ``EntryList.open_import(session)``; ``commit`` is the store's function that
@@ -192,11 +197,13 @@ class ImportSession:
         *,
         formats: FormatLibrary,
         hash_pin: Callable[[str], bytes],
+        hash_qr: Callable[[str], bytes],
         commit: Callable[[Path, list, int], object],
     ) -> None:
         self.path = Path(path)
         self.formats = formats
         self.hash_pin = hash_pin
+        self.hash_qr = hash_qr
         self._commit = commit
         self.db = open_staging(self.path)
         os.chmod(self.path, 0o600)
@@ -224,7 +231,7 @@ class ImportSession:
             first_line += reader.line_num
         staged = []
         for line, fields in parse_csv(lines, self.errors, header=self.header, first_line=first_line,
-                                      hash_pin=self.hash_pin, formats=self.formats):
+                                      hash_pin=self.hash_pin, hash_qr=self.hash_qr, formats=self.formats):
             self.rows += 1
             if fields is not None:
                 staged.append((line, fields))

@@ -12,7 +12,8 @@ Lookups go through unique indexes:
 * card by (format, facility code, card number) — holders enrolled from a badge;
 * PIN by HMAC-SHA256(device secret, PIN) — the PIN itself is never stored; the
   secret is 32 random bytes in ``pin.key`` (mode 0600) next to the database;
-* QR by its text.
+* QR by HMAC-SHA256(device secret, "qr" NUL text) — QR texts are secrets like PINs:
+  neither is stored, shown by ``describe`` or exported.
 
 A card, PIN or QR code belongs to at most one holder; a second use is a
 ``DuplicateCredential`` naming the field and the holder that has it.
@@ -170,7 +171,11 @@ class EntryList:
         self.path = self.state_dir / db_name
         self.secret = load_secret(self.state_dir / SECRET_FILE)
         self.conn = connect(self.path)
-        self.version = migrate(self.conn, ctx=MigrationContext(canonical_format=self._known_format))
+        before = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        self.version = migrate(self.conn, ctx=MigrationContext(canonical_format=self._known_format,
+                                                               qr_hash=self.qr_hash))
+        if self.version != before:  # what a migration replaced leaves the WAL and the main file now
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.state = connect(self.state_dir / STATE_FILE)
         migrate(self.state, migrations=STATE_MIGRATIONS)
         q = "SELECT " + _HOLDER_COLUMNS + _HAS + " FROM holders h WHERE h.id = "
@@ -180,7 +185,7 @@ class EntryList:
             " AND card_number = ? AND card_number IS NOT NULL)"
         )
         self._sql_pin = q + "(SELECT holder_id FROM credentials WHERE pin_hash = ? AND pin_hash IS NOT NULL)"
-        self._sql_qr = q + "(SELECT holder_id FROM credentials WHERE qr = ? AND qr IS NOT NULL)"
+        self._sql_qr = q + "(SELECT holder_id FROM credentials WHERE qr_hash = ? AND qr_hash IS NOT NULL)"
         self._sql_id = q + "?"
 
     def close(self) -> None:
@@ -208,7 +213,12 @@ class EntryList:
     # ------------------------------------------------------------ lookups (hot path)
 
     def pin_hash(self, pin: str) -> bytes:
-        return hmac.new(self.secret, pin.encode("ascii"), hashlib.sha256).digest()
+        """HMAC-SHA256 of a PIN under the device key (what is stored and searched)."""
+        return hmac.new(self.secret, pin.encode(), hashlib.sha256).digest()
+
+    def qr_hash(self, qr: str) -> bytes:
+        """HMAC-SHA256 of a QR text under the device key (apart from PINs by a prefix)."""
+        return hmac.new(self.secret, b"qr\0" + qr.encode(), hashlib.sha256).digest()
 
     def find_card(
         self,
@@ -236,7 +246,7 @@ class EntryList:
         return self._holder(row) if row else None
 
     def find_qr(self, qr: str) -> Holder | None:
-        row = self.conn.execute(self._sql_qr, (qr,)).fetchone()
+        row = self.conn.execute(self._sql_qr, (self.qr_hash(qr),)).fetchone()
         return self._holder(row) if row else None
 
     def find(self, credential: Credential) -> Holder | None:
@@ -268,10 +278,10 @@ class EntryList:
         return self._holder(row)
 
     def credentials(self, holder_id: int) -> dict:
-        """The holder's credentials for display (a PIN shows only as set)."""
-        out: dict = {"card": None, "pin": False, "qr": None}
-        for kind, card_hex, bits, fmt, fc, cn, qr in self.conn.execute(
-            "SELECT kind, card_hex, bit_length, format, facility_code, card_number, qr"
+        """The holder's credentials for display (a PIN and a QR code show only as set)."""
+        out: dict = {"card": None, "pin": False, "qr": False}
+        for kind, card_hex, bits, fmt, fc, cn in self.conn.execute(
+            "SELECT kind, card_hex, bit_length, format, facility_code, card_number"
             " FROM credentials WHERE holder_id = ?",
             (holder_id,),
         ):
@@ -283,10 +293,8 @@ class EntryList:
                     "facility_code": fc,
                     "card_number": cn,
                 }
-            elif kind == "pin":
-                out["pin"] = True
             else:
-                out["qr"] = qr
+                out[kind] = True
         return out
 
     def describe(self, holder: Holder) -> dict:
@@ -361,10 +369,13 @@ class EntryList:
                 ) from None
         qr = fields.get("qr")
         if qr is not None:
+            digest = self.qr_hash(qr) if isinstance(qr, str) else qr
             try:
-                execute("INSERT INTO credentials (holder_id, kind, qr) VALUES (?, 'qr', ?)", (holder_id, qr))
+                execute("INSERT INTO credentials (holder_id, kind, qr_hash) VALUES (?, 'qr', ?)", (holder_id, digest))
             except sqlite3.IntegrityError:
-                raise DuplicateCredential("qr", qr, self._owner_name("c.qr = ?", (qr,)), line) from None
+                raise DuplicateCredential(
+                    "qr", None, self._owner_name("c.qr_hash = ?", (digest,)), line
+                ) from None
 
     def _insert_holder(self, fields: dict, line: int | None = None, holder_id: int | None = None) -> int:
         try:
@@ -495,7 +506,8 @@ class EntryList:
     ) -> ImportReport:
         """Import holders from CSV text, all or nothing (see ``import_rows``)."""
         errors: list[EntryListError] = []
-        return self.import_rows(parse_csv(lines, errors, hash_pin=self.pin_hash, formats=self.formats), errors, progress=progress)
+        rows = parse_csv(lines, errors, hash_pin=self.pin_hash, hash_qr=self.qr_hash, formats=self.formats)
+        return self.import_rows(rows, errors, progress=progress)
 
     def import_rows(
         self,
@@ -539,7 +551,7 @@ class EntryList:
     def open_import(self, session: str) -> ImportSession:
         """A chunked import session staged in ``import-<session>.tmp`` in the state directory."""
         return ImportSession(self.state_dir / f"import-{session}.tmp", formats=self.formats,
-                             hash_pin=self.pin_hash, commit=self._commit_staged)
+                             hash_pin=self.pin_hash, hash_qr=self.qr_hash, commit=self._commit_staged)
 
     def _commit_staged(self, path: Path, errors: list, rows: int) -> ImportReport:
         # a connection of its own: the caller's thread is not the daemon loop's
@@ -604,8 +616,8 @@ class EntryList:
             (base,),
         )
         execute(
-            "INSERT INTO credentials (holder_id, kind, qr) SELECT ? + rowid, 'qr', qr FROM staging.staged"
-            " WHERE qr IS NOT NULL ORDER BY qr",
+            "INSERT INTO credentials (holder_id, kind, qr_hash) SELECT ? + rowid, 'qr', qr_hash FROM staging.staged"
+            " WHERE qr_hash IS NOT NULL ORDER BY qr_hash",
             (base,),
         )
         return added
@@ -627,7 +639,7 @@ class EntryList:
                 pins.append((hid, self.pin_hash(pin) if isinstance(pin, str) else pin))
             qr = f.get("qr")
             if qr is not None:
-                qrs.append((hid, qr))
+                qrs.append((hid, self.qr_hash(qr) if isinstance(qr, str) else qr))
         conn.execute("SAVEPOINT batch")
         try:
             conn.executemany(INSERT_HOLDER, holders)
@@ -637,7 +649,7 @@ class EntryList:
                 cards,
             )
             conn.executemany("INSERT INTO credentials (holder_id, kind, pin_hash) VALUES (?, 'pin', ?)", pins)
-            conn.executemany("INSERT INTO credentials (holder_id, kind, qr) VALUES (?, 'qr', ?)", qrs)
+            conn.executemany("INSERT INTO credentials (holder_id, kind, qr_hash) VALUES (?, 'qr', ?)", qrs)
         except sqlite3.IntegrityError:
             conn.execute("ROLLBACK TO batch")
             conn.execute("RELEASE batch")
@@ -656,7 +668,7 @@ class EntryList:
         return len(batch)
 
     def export_rows(self, *, after_id: int = 0, limit: int = 1000) -> list[dict]:
-        """Holders as CSV rows (DESIGN's columns; ``pin`` empty since PINs are stored hashed)."""
+        """Holders as CSV rows (DESIGN's columns; ``pin`` and ``qr`` empty: they are stored hashed)."""
         holders = self.conn.execute(
             "SELECT id, first_name, last_name, valid_from, valid_to, uses, suspended, notes, uses_epoch FROM holders"
             " WHERE id > ? ORDER BY id LIMIT ?",
@@ -672,16 +684,12 @@ class EntryList:
             )
         }
         cards: dict[int, tuple] = {}
-        qrs: dict[int, str] = {}
-        for holder_id, kind, card_hex, bits, fmt, fc, cn, qr in self.conn.execute(
-            "SELECT holder_id, kind, card_hex, bit_length, format, facility_code, card_number, qr FROM credentials"
-            " WHERE holder_id BETWEEN ? AND ? AND kind != 'pin'",
+        for holder_id, card_hex, bits, fmt, fc, cn in self.conn.execute(
+            "SELECT holder_id, card_hex, bit_length, format, facility_code, card_number FROM credentials"
+            " WHERE holder_id BETWEEN ? AND ? AND kind = 'card'",
             (holders[0][0], holders[-1][0]),
         ):
-            if kind == "card":
-                cards[holder_id] = (card_hex, bits, fmt, fc, cn)
-            else:
-                qrs[holder_id] = qr
+            cards[holder_id] = (card_hex, bits, fmt, fc, cn)
         out = []
         for holder_id, first, last, vf, vt, uses, suspended, notes, epoch in holders:
             if uses is not None:
@@ -698,7 +706,7 @@ class EntryList:
                     "facility_code": "" if fc is None else fc,
                     "card_number": "" if cn is None else cn,
                     "pin": "",
-                    "qr": qrs.get(holder_id, ""),
+                    "qr": "",
                     "valid_from": vf or "",
                     "valid_to": vt or "",
                     "uses": "" if uses is None else uses,

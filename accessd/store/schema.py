@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class MigrationContext:
     """What the migrations written in Python need: the canonical name of a card format
-    (``None`` for a name the library does not know)."""
+    (``None`` for a name the library does not know) and the device's keyed hash of a QR text."""
 
     canonical_format: Callable[[str], str | None]
+    qr_hash: Callable[[str], bytes]
 
 
 Migration = str | Callable[[sqlite3.Connection, MigrationContext], None]
@@ -58,6 +59,19 @@ def _canonical_format_names(conn: sqlite3.Connection, ctx: MigrationContext) -> 
             except sqlite3.IntegrityError:  # the same card is also stored under the canonical name
                 log.warning("entry list: holder %d keeps card format %r: the same %s card belongs to another"
                             " holder", holder_id, name, canonical)
+
+
+def _qr_texts_to_hashes(conn: sqlite3.Connection, ctx: MigrationContext) -> None:
+    """4: QR texts are secrets like PINs: keep only HMAC-SHA256(device key, text).  The
+    column is dropped (its rows rewritten) with ``secure_delete`` on, so no text is left in
+    the file's free space."""
+    conn.execute("ALTER TABLE credentials ADD COLUMN qr_hash BLOB")
+    rows = conn.execute("SELECT id, qr FROM credentials WHERE qr IS NOT NULL").fetchall()
+    conn.executemany("UPDATE credentials SET qr_hash = ?, qr = NULL WHERE id = ?",
+                     [(ctx.qr_hash(text), cid) for cid, text in rows])
+    conn.execute("DROP INDEX credentials_qr")
+    conn.execute("ALTER TABLE credentials DROP COLUMN qr")
+    conn.execute("CREATE UNIQUE INDEX credentials_qr ON credentials (qr_hash) WHERE qr_hash IS NOT NULL")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -102,6 +116,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     UPDATE holders SET uses_epoch = random();
     """,
     _canonical_format_names,
+    _qr_texts_to_hashes,
 )
 
 # The indexes of the credentials table (a bulk import may drop and rebuild them).
@@ -112,7 +127,7 @@ CREDENTIAL_INDEXES: dict[str, str] = {
         "CREATE UNIQUE INDEX credentials_card_decoded ON credentials (format, ifnull(facility_code, -1), card_number)"
         " WHERE card_number IS NOT NULL",
     "credentials_pin": "CREATE UNIQUE INDEX credentials_pin ON credentials (pin_hash) WHERE pin_hash IS NOT NULL",
-    "credentials_qr": "CREATE UNIQUE INDEX credentials_qr ON credentials (qr) WHERE qr IS NOT NULL",
+    "credentials_qr": "CREATE UNIQUE INDEX credentials_qr ON credentials (qr_hash) WHERE qr_hash IS NOT NULL",
     "credentials_holder": "CREATE INDEX credentials_holder ON credentials (holder_id)",
 }
 

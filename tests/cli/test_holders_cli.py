@@ -41,7 +41,7 @@ def test_add_show_update_remove_round_trip(daemon):
 def test_add_errors_exit_2_and_name_the_field(daemon):
     daemon.cli("holders", "add", "--first-name", "Ann", "--qr", "X", check=0)
     done = daemon.cli("holders", "add", "--first-name", "Bob", "--qr", "X", check=2)
-    assert "qr: 'X' is already used by holder 'Ann'" in done.stderr
+    assert "qr: (hidden) is already used by holder 'Ann'" in done.stderr
     done = daemon.cli("holders", "add", "--first-name", "Ann", check=2)
     assert "first_name: 'Ann' is already used" in done.stderr
     done = daemon.cli("holders", "add", "--first-name", "C", "--valid-to", "soon", check=2)
@@ -126,7 +126,7 @@ def test_import_errors_name_line_and_field_and_change_nothing(daemon, tmp_path):
     lines[1800] = "Worse,,many"  # line 1801: uses
     src.write_text("\n".join(lines) + "\n")
     done = daemon.cli("holders", "import", str(src), check=2)
-    assert "line 1501, qr: 'Q1' is already used by holder 'Existing'" in done.stderr
+    assert "line 1501, qr: (hidden) is already used by holder 'Existing'" in done.stderr
     assert "line 1801, uses: expected a whole number" in done.stderr
     assert [h["first_name"] for h in js(daemon.cli("holders", "list", "--json", check=0))["holders"]] == ["Existing"]
     (tmp_path / "empty.csv").write_text("")
@@ -191,3 +191,23 @@ def test_import_checks_format_names_against_the_daemons_library(daemon_factory, 
     assert "Site30" in done.stderr
     done = d.cli("holders", "add", "--first-name", "Nn", "--format", "NoSuchFormat", "--cn", "2", check=2)
     assert "NoSuchFormat" in done.stderr and "Kastle32" in done.stderr
+
+
+def test_no_qr_text_in_any_state_file_after_adding_importing_and_presenting(daemon, tmp_path):
+    added, imported = "QR-SECRET-5d1e9b", "QR-SECRET-77aa01"
+    out = js(daemon.cli("holders", "add", "--first-name", "Quinn", "--qr", added, "--json", check=0))
+    assert out["qr"] is True
+    src = tmp_path / "in.csv"
+    src.write_text(f"first_name,qr\nRex,{imported}\n")
+    daemon.cli("holders", "import", str(src), check=0)
+    for text, name in ((added, "Quinn"), (imported, "Rex")):
+        out = js(daemon.cli("check-credential", "--qr", text, "--present", "--json", check=0))
+        assert (out["decision"], out["holder"]["first_name"]) == ("granted", name)
+    daemon.cli("check-credential", "--qr", "QR-SECRET-unknown", "--present", check=1)
+    assert daemon.cli("holders", "show", "Quinn", check=0).stdout.strip() == "#1 Quinn: QR set"
+    for shown in (daemon.cli("holders", "export", check=0).stdout, daemon.cli("events", "--json", check=0).stdout,
+                  daemon.cli("holders", "list", "--json", check=0).stdout):
+        assert "QR-SECRET" not in shown
+    assert daemon.stop() == 0
+    holding = [p for p in sorted(daemon.state_dir.rglob("*")) if p.is_file() and b"QR-SECRET" in p.read_bytes()]
+    assert holding == []

@@ -333,7 +333,7 @@ def test_import_all_columns_and_export_round_trip(store):
     assert store.get('Cy "the cat"').notes == "two\nlines"
     exported = rows_to_csv(store.export_rows(), header=True)
     assert exported.splitlines()[0] == ",".join(CSV_COLUMNS)
-    # re-import into an empty list gives the same holders (PINs are not exported)
+    # re-import into an empty list gives the same holders (PINs and QR texts are not exported)
     other = EntryList(store.state_dir / "other")
     other.import_csv(exported.splitlines(keepends=True))
     for name in ("Ann", "Bob", 'Cy "the cat"'):
@@ -341,6 +341,8 @@ def test_import_all_columns_and_export_round_trip(store):
         a.pop("id"), b.pop("id")
         if name == "Ann":
             assert a.pop("pin") is True and b.pop("pin") is False
+        if name == "Bob":
+            assert a.pop("qr") is True and b.pop("qr") is False
         assert a == b
     other.close()
 
@@ -433,7 +435,8 @@ def test_staged_import_bulk_path_and_fallback_naming_errors(store, tmp_path):
     def staged(name, text):
         errors = []
         conn = open_staging(tmp_path / name)
-        rows = [(line, f) for line, f in parse_csv(text.splitlines(keepends=True), errors, hash_pin=store.pin_hash) if f]
+        rows = [(line, f) for line, f in parse_csv(text.splitlines(keepends=True), errors, hash_pin=store.pin_hash,
+                                                   hash_qr=store.qr_hash) if f]
         stage_rows(conn, rows)
         conn.close()
         return tmp_path / name, errors, len(rows)
@@ -534,6 +537,7 @@ def test_export_then_import_gives_the_same_holders(tmp_path_factory, holders):
         for h, g in zip(mine, theirs, strict=True):
             x, y = a.describe(h), b.describe(g)
             x.pop("id"), y.pop("id")
+            assert (x.pop("qr"), y.pop("qr")) == (h.has_qr, False)  # QR texts are not exported
             assert x == y
     finally:
         a.close()
@@ -611,3 +615,50 @@ def test_the_injected_library_brings_custom_formats(tmp_path):
     s.close()
     with pytest.raises(InvalidField, match="Site40"):
         EntryList(tmp_path).add(first_name="Su", format="Site40", card_number=1)  # not a built-in format
+
+
+# ---------------------------------------------------------------- QR texts are secrets
+
+
+def _files_holding(directory, secret: str) -> list:
+    needles = {secret.encode(), secret.encode("utf-16-le"), secret.encode("utf-16-be")}
+    return [p for p in sorted(directory.rglob("*")) if p.is_file() and any(n in p.read_bytes() for n in needles)]
+
+
+def test_qr_texts_are_stored_only_as_keyed_hashes(tmp_path):
+    s = EntryList(tmp_path)
+    ann = s.add(first_name="Ann", qr="QR-SECRET-ANN-7f3a")
+    s.import_csv(["first_name,qr\n", "Bob,QR-SECRET-BOB-91c2\n"])
+    s.update("Ann", notes="changed")
+    assert s.find(Credential(kind="qr", qr="QR-SECRET-ANN-7f3a")) == s.get("Ann")
+    assert s.find_qr("QR-SECRET-BOB-91c2").first_name == "Bob"
+    assert s.find_qr("qr-secret-bob-91c2") is None
+    assert s.describe(s.get("Ann"))["qr"] is True and s.describe(s.get("Bob"))["qr"] is True
+    assert all(row["qr"] == "" for row in s.export_rows())
+    with pytest.raises(DuplicateCredential) as exc:
+        s.add(first_name="Cy", qr="QR-SECRET-ANN-7f3a")
+    assert "already used by holder 'Ann'" in str(exc.value) and "QR-SECRET" not in str(exc.value)
+    assert s.qr_hash("x") != s.pin_hash("x") and len(s.qr_hash("x")) == 32
+    files = [p.name for p in tmp_path.iterdir()]
+    assert "entrylist.db-wal" in files  # the WAL is searched too
+    assert _files_holding(tmp_path, "QR-SECRET") == []
+    s.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert _files_holding(tmp_path, "QR-SECRET") == []
+    s.close()
+    assert EntryList(tmp_path).find_qr("QR-SECRET-ANN-7f3a").id == ann.id  # the same key after a restart
+
+
+def test_migration_replaces_stored_qr_texts_by_their_hashes(tmp_path):
+    conn = connect(tmp_path / "entrylist.db")
+    assert migrate(conn, target=2) == 2
+    conn.execute("INSERT INTO holders (id, first_name) VALUES (1, 'Old'), (2, 'Older')")
+    conn.execute("INSERT INTO credentials (holder_id, kind, qr) VALUES (1, 'qr', 'OLD-QR-TEXT-1'),"
+                 " (2, 'qr', 'OLD-QR-TEXT-2')")
+    conn.close()
+    assert _files_holding(tmp_path, "OLD-QR-TEXT")  # (the test can see a text that is there)
+    s = EntryList(tmp_path)
+    assert s.find_qr("OLD-QR-TEXT-1").first_name == "Old"
+    assert s.find_qr("OLD-QR-TEXT-2").first_name == "Older"
+    assert _files_holding(tmp_path, "OLD-QR-TEXT") == []
+    s.close()
+    assert _files_holding(tmp_path, "OLD-QR-TEXT") == []
