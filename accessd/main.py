@@ -42,12 +42,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config) -> int:
+    from .errors import StateFileError
     from .shell.daemon import Daemon
 
     daemon = Daemon(config)
     try:
         asyncio.run(daemon.run())
-    except ConfigError as exc:
+    except (ConfigError, StateFileError) as exc:  # a state file that cannot be used: one line, exit 2
         print(f"accessd: {exc}", file=sys.stderr)
         return 2
     except (OSError, RuntimeError) as exc:

@@ -21,6 +21,7 @@ A card, PIN or QR code belongs to at most one holder; a second use is a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -40,6 +41,7 @@ from accessd.errors import (
     ImportFailed,
     InvalidField,
     PinSpaceExhausted,
+    StateFileError,
 )
 from accessd.protocols.credential import Credential
 from accessd.protocols.wiegand.errors import UnknownFormat
@@ -69,14 +71,14 @@ from .fields import (
     normalize_holder,
     parse_time,
 )
-from .schema import MIGRATIONS, STATE_MIGRATIONS, MigrationContext, connect, migrate
+from .schema import MIGRATIONS, STATE_MIGRATIONS, MigrationContext, connect, migrate, open_checked, remedy_for
 
 __all__ = [
     "CSV_COLUMNS", "CSV_EXTRA_COLUMNS", "HOLDER_COLUMNS", "HOLDER_FIELDS", "HOLDER_KEYS", "MAX_ERRORS", "MIGRATIONS",
     "PIN_MAX", "PIN_MIN", "STAGING_COLUMNS", "STATE_MIGRATIONS", "DuplicateCredential", "EntryList", "EntryListError",
     "HolderNotFound", "ImportFailed", "ImportReport", "ImportSession", "InvalidField", "PinSpaceExhausted", "connect", "format_hex",
     "load_secret", "migrate", "normalize_holder", "open_staging", "parse_csv", "parse_header", "parse_time",
-    "rows_to_csv", "stage_rows",
+    "rows_to_csv", "stage_rows", "StateFileError",
 ]
 
 IMPORT_BATCH = 1000  # rows per executemany in an import
@@ -95,25 +97,45 @@ class ImportReport:
     errors: list = field(default_factory=list)
 
 
+KEY_REMEDY = ("restore it from a backup: stored PINs and QR codes match only under the key they were stored"
+              " with (removing it makes a new key, and every stored PIN and QR code must then be set again)")
+
+
 def load_secret(path: Path) -> bytes:
-    """The per-device PIN key: created once (32 random bytes, mode 0600), then reused."""
+    """The per-device PIN and QR key: created once (32 random bytes, mode 0600), then reused.
+    A key that cannot be read or is not 32 bytes is a ``StateFileError``."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        if mode & 0o077:
-            os.chmod(path, 0o600)
-        data = path.read_bytes()
-        if len(data) != 32:
-            raise EntryListError(f"{path}: expected a 32-byte PIN key, found {len(data)} bytes") from None
-        return data
-    try:
-        key = secrets.token_bytes(32)
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            if mode & 0o077:
+                os.chmod(path, 0o600)
+            data = path.read_bytes()
+            if len(data) != 32:
+                raise StateFileError(str(path), f"expected a 32-byte PIN key, found {len(data)} bytes",
+                                     KEY_REMEDY) from None
+            return data
+        try:
+            key = secrets.token_bytes(32)
+            os.write(fd, key)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StateFileError(str(path), f"cannot be used ({exc.strerror or exc})", remedy_for(exc, path)) from None
     return key
+
+
+def remove_stale_staging(state_dir: Path) -> list[Path]:
+    """Remove the ``import-*.tmp`` staging files an import killed before its end left behind
+    (called when the daemon opens the list: no import session survives a restart)."""
+    removed = []
+    for p in state_dir.glob("import-*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 
@@ -160,24 +182,40 @@ class EntryList:
     """The entry list of one door.  Use from one thread (the daemon's loop)."""
 
     def __init__(
-        self, state_dir: Path | str, *, formats: FormatLibrary | None = None, db_name: str = DB_FILE
+        self,
+        state_dir: Path | str,
+        *,
+        formats: FormatLibrary | None = None,
+        db_name: str = DB_FILE,
+        check: bool = True,
     ) -> None:
-        """``formats``: the library card format names are checked against and stored by
+        """Open (create, migrate) the list in ``state_dir``.
+
+        ``formats``: the library card format names are checked against and stored by
         (the daemon's ``daemon.formats``, with the custom ``[[formats]]``); default: the
-        built-in formats."""
+        built-in formats.  ``check``: run ``PRAGMA quick_check`` on entrylist.db and
+        access.db and remove stale ``import-*.tmp`` files (the daemon's opening; a second
+        connection for an import's commit passes False).  A state file that cannot be
+        used raises ``StateFileError`` naming it and what to do.
+        """
         self.state_dir = Path(state_dir)
         self.formats = LIBRARY if formats is None else formats
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        except OSError as exc:
+            raise StateFileError(str(self.state_dir), f"cannot be created ({exc.strerror or exc})",
+                                 remedy_for(exc, self.state_dir / "x")) from None
         self.path = self.state_dir / db_name
         self.secret = load_secret(self.state_dir / SECRET_FILE)
-        self.conn = connect(self.path)
-        before = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        self.version = migrate(self.conn, ctx=MigrationContext(canonical_format=self._known_format,
-                                                               qr_hash=self.qr_hash))
-        if self.version != before:  # what a migration replaced leaves the WAL and the main file now
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.state = connect(self.state_dir / STATE_FILE)
-        migrate(self.state, migrations=STATE_MIGRATIONS)
+        if check:
+            remove_stale_staging(self.state_dir)
+        ctx = MigrationContext(canonical_format=self._known_format, qr_hash=self.qr_hash)
+        self.conn, self.version = open_checked(self.path, MIGRATIONS, ctx, check=check)
+        try:
+            self.state, _ = open_checked(self.state_dir / STATE_FILE, STATE_MIGRATIONS, check=check)
+        except BaseException:
+            self.conn.close()
+            raise
         q = "SELECT " + _HOLDER_COLUMNS + _HAS + " FROM holders h WHERE h.id = "
         self._sql_raw = q + "(SELECT holder_id FROM credentials WHERE bit_length = ? AND card_hex = ?)"
         self._sql_decoded = (
@@ -555,7 +593,7 @@ class EntryList:
 
     def _commit_staged(self, path: Path, errors: list, rows: int) -> ImportReport:
         # a connection of its own: the caller's thread is not the daemon loop's
-        store = EntryList(self.state_dir, formats=self.formats, db_name=self.path.name)
+        store = EntryList(self.state_dir, formats=self.formats, db_name=self.path.name, check=False)
         try:
             return store.import_staged(path, errors, rows)
         finally:

@@ -227,16 +227,22 @@ def open_checked(
 ) -> tuple[sqlite3.Connection, int]:
     """Open ``path``, check it (``PRAGMA quick_check``) and migrate it: (connection, version).
 
-    Any failure is a ``StateFileError`` naming the file and what to do.
+    After a migration the WAL is checkpointed and truncated, so what a migration replaced
+    (QR texts) is in neither file.  Any failure is a ``StateFileError`` naming the file and
+    what to do.
     """
     conn = None
     try:
         conn = connect(path)
         if check:
-            problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
             if problems != ["ok"]:
-                raise StateFileError(str(path), "damaged (quick_check: " + "; ".join(problems) + ")", REMEDY_DAMAGED)
+                detail = " ".join("; ".join(problems).split())[:300]  # one line
+                raise StateFileError(str(path), f"damaged (quick_check: {detail})", REMEDY_DAMAGED)
+        before = conn.execute("PRAGMA user_version").fetchone()[0]
         version = migrate(conn, migrations=migrations, ctx=ctx)
+        if version != before:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except StateFileError:
         if conn is not None:
             conn.close()
@@ -244,5 +250,6 @@ def open_checked(
     except (sqlite3.DatabaseError, OSError) as exc:
         if conn is not None:
             conn.close()
-        raise StateFileError(str(path), f"cannot be used ({exc})", remedy_for(exc, path)) from None
+        raise StateFileError(str(path), f"cannot be used ({' '.join(str(exc).split())})",
+                             remedy_for(exc, path)) from None
     return conn, version

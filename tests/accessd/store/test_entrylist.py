@@ -17,6 +17,7 @@ from accessd.store.entrylist import (
     ImportFailed,
     InvalidField,
     PinSpaceExhausted,
+    StateFileError,
     connect,
     migrate,
     rows_to_csv,
@@ -223,8 +224,9 @@ def test_key_file_with_loose_mode_is_tightened_and_a_wrong_key_refused(tmp_path)
     EntryList(tmp_path).close()
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     key.write_bytes(b"short")
-    with pytest.raises(Exception, match="32-byte PIN key"):
+    with pytest.raises(StateFileError, match="32-byte PIN key") as exc:
         EntryList(tmp_path)
+    assert exc.value.path == str(key) and "restore it from a backup" in str(exc.value)
 
 
 def test_generate_pin_is_unique_and_of_the_configured_length(store):
@@ -269,8 +271,9 @@ def test_migrations_upgrade_an_old_database_keeping_its_data(tmp_path):
     conn = sqlite3.connect(tmp_path / "entrylist.db")
     conn.execute("PRAGMA user_version=99")
     conn.close()
-    with pytest.raises(Exception, match="version 99 is newer"):
+    with pytest.raises(StateFileError, match="version 99 is newer") as exc:
         EntryList(tmp_path)
+    assert exc.value.path.endswith("entrylist.db") and "upgrade accessd" in str(exc.value)
 
 
 # ---------------------------------------------------------------- lockout counters
