@@ -37,7 +37,7 @@ class Credential:
             if not self.bits or set(self.bits) - {"0", "1"}:
                 raise ValueError(f"card bits must be a non-empty string of 0/1, got {self.bits!r}")
         elif self.kind == "pin":
-            if self.pin is None or not self.pin.isdigit() or len(self.pin) > 32:
+            if self.pin is None or not (self.pin.isascii() and self.pin.isdigit()) or len(self.pin) > 32:
                 raise ValueError("a PIN is 1 to 32 decimal digits")
         elif not self.qr:
             raise ValueError("a QR credential needs its text")

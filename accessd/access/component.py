@@ -576,13 +576,17 @@ class Access:
             self.imports.pop(session, None)
             imp.discard()
             raise CommandError("invalid", f"holders import: {exc}") from None
+        except BaseException:  # any other failure ends the session too: it must not block the next import
+            self.imports.pop(session, None)
+            imp.discard()
+            raise
 
 
 def _pin_param(pin) -> str | None:
     if pin is None:
         return None
     text = str(pin)
-    if not text.isdigit() or not 1 <= len(text) <= 32:
+    if not (text.isascii() and text.isdigit()) or not 1 <= len(text) <= 32:
         raise CommandError("invalid", "check-credential: pin: expected 1 to 32 decimal digits")
     return text
 

@@ -50,15 +50,17 @@ CSV_COLUMNS = ("seq", "time", "type", "reader", "reason", "holder", "credential"
 
 
 def _csv_row(event: dict) -> list[str]:
+    from accessd.store.csvio import neutralise  # no cell a spreadsheet runs as a formula
+
     rest = {k: v for k, v in event.items() if k not in CSV_COLUMNS}
     holder = event.get("holder") or {}
     cred = event.get("credential") or {}
-    return [
+    return [neutralise(cell) for cell in [
         str(event["seq"]), event["time"], event["type"], event.get("reader") or "", event.get("reason") or "",
         " ".join(filter(None, (holder.get("first_name"), holder.get("last_name")))) if isinstance(holder, dict) else str(holder),
         " ".join(f"{k}={v}" for k, v in cred.items() if v is not None) if isinstance(cred, dict) else str(cred),
         json.dumps(rest, separators=(",", ":")) if rest else "",
-    ]
+    ]]
 
 
 def _human(event: dict) -> str:

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from .common import Client, Exit, call, emit, fail, socket_path
+from .common import Client, call, emit, fail, socket_path
 
 CHUNK_BYTES = 48_000  # JSON-encoded CSV text per request (the daemon takes 64 KiB lines)
 
@@ -210,6 +210,7 @@ def _list(args) -> int:
 
 
 def _export(args) -> int:
+    from ..store.csvio import safe_row
     from ..store.entrylist import CSV_COLUMNS
 
     out = open(args.file, "w", newline="", encoding="utf-8") if args.file else sys.stdout  # noqa: SIM115
@@ -221,7 +222,7 @@ def _export(args) -> int:
         after = 0
         while True:
             page = client.request("holders.export", {"after_id": after, "limit": 5000})
-            writer.writerows(page["rows"])
+            writer.writerows(safe_row(r) for r in page["rows"])  # no cell a spreadsheet runs as a formula
             count += len(page["rows"])
             if not page["more"] or not page["rows"]:
                 break
@@ -305,15 +306,15 @@ def _import(args) -> int:
         if session is None:
             raise fail(f"holders import: {args.file} is empty (it needs at least the header row)")
         progress.show(total, last_line, "— committing")
+        done = True  # a commit ends the session whatever its outcome
         result = client.request("holders.import", {"session": session, "commit": True})
-        done = True
-    except Exit:
-        done = True  # the daemon dropped the session with the error
-        raise
+    except UnicodeDecodeError as exc:
+        raise fail(f"holders import: {args.file} is not UTF-8 text ({exc.reason} at a byte {exc.object[exc.start:exc.start + 1]!r}):"
+                   " save it as \"CSV UTF-8\"") from None
     finally:
         progress.end()
         f.close()
-        if session is not None and not done:
+        if session is not None and not done:  # (after a refused chunk the daemon dropped it already)
             try:
                 client.request("holders.import", {"session": session, "abort": True})
             except Exception:  # noqa: BLE001 - best effort on the way out

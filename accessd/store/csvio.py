@@ -29,6 +29,33 @@ from .fields import CSV_COLUMNS, CSV_EXTRA_COLUMNS, HOLDER_COLUMNS, normalize_ho
 
 MAX_ERRORS = 1000  # an import stops listing errors here
 
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: object) -> object:
+    """A text cell made safe to open in a spreadsheet: one ``'`` before a cell that starts
+    with ``= + - @``, tab or CR, also when apostrophes already precede that character (so
+    that :func:`restore` undoes exactly this); any other cell is unchanged."""
+    if isinstance(cell, str) and cell.lstrip("'").startswith(FORMULA_START):
+        return "'" + cell
+    return cell
+
+
+def restore(cell: str) -> str:
+    """The inverse of :func:`neutralise` (an import reads back what an export wrote; a name
+    such as ``'t Hooft`` stays as it is)."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_START):
+        return cell[1:]
+    return cell
+
+
+def csv_lines(text: str) -> io.StringIO:
+    """Lines of CSV text as the csv module and a file opened with ``newline=""`` split them
+    (at \n, \r and \r\n only: never at U+2028, U+0085 or the other characters
+    ``str.splitlines()`` also ends a line at)."""
+    return io.StringIO(text, newline="")
+
 
 def note(errors: list, exc: EntryListError) -> None:
     if len(errors) < MAX_ERRORS:
@@ -86,7 +113,17 @@ def parse_csv(
             return
     width = len(header)
     end = reader.line_num
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a NUL byte, a field over the csv module's limit
+            line = end + 1 + offset
+            end = reader.line_num
+            note(errors, InvalidField("row", "", f"a CSV record ({exc})", line))
+            yield line, None
+            continue
         line = end + 1 + offset  # where the record starts (a quoted field may span lines)
         end = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -95,7 +132,7 @@ def parse_csv(
             note(errors, InvalidField("row", ",".join(row)[:80], f"{width} columns as in the header", line))
             yield line, None
             continue
-        raw = {k: v for k, v in zip(header, row, strict=True) if v or k == "first_name"}
+        raw = {k: restore(v) for k, v in zip(header, row, strict=True) if v or k == "first_name"}
         try:
             fields = normalize_holder(raw, formats=formats)
         except InvalidField as exc:
@@ -109,12 +146,18 @@ def parse_csv(
         yield line, fields
 
 
+def safe_row(row: dict) -> dict:
+    """An exported row with every text cell neutralised (:func:`neutralise`)."""
+    return {k: neutralise(v) for k, v in row.items()}
+
+
 def rows_to_csv(rows: list[dict], *, header: bool) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    # CRLF, as RFC 4180 and `holders export`: the writer then quotes a lone CR in a field too
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n")
     if header:
         writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(safe_row(r) for r in rows)
     return buf.getvalue()
 
 
@@ -215,19 +258,18 @@ class ImportSession:
     def stage(self, text: str, first_line: int) -> None:
         """Validate and stage one chunk (whole records; the first chunk starts with the header).
         A header that cannot be used raises ``ImportFailed`` at once."""
-        lines = text.splitlines(keepends=True)
+        lines = csv_lines(text)
         if self.header is None:
-            reader = csv.reader(lines)
+            reader = csv.reader(lines)  # reads only the header's lines: parse_csv goes on from there
             try:
                 head = next(reader)
-            except StopIteration:
+            except (StopIteration, csv.Error):
                 head = []
             self.header = parse_header(head, self.errors) if head else None
             if self.header is None:
                 if not head:
                     self.errors.append(InvalidField("header", "", "a header row naming the columns", 1))
                 raise ImportFailed(self.errors, 0)
-            lines = lines[reader.line_num:]
             first_line += reader.line_num
         staged = []
         for line, fields in parse_csv(lines, self.errors, header=self.header, first_line=first_line,

@@ -31,9 +31,10 @@ PIN_MIN, PIN_MAX = 4, 16
 # Characters no text field may hold: C0 and C1 controls (tab allowed), DEL, and the Unicode
 # line and paragraph separators.  Each of these ends a line for str.splitlines() or for a
 # spreadsheet, so a name holding one would not survive an export and re-import.
-_BREAKS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_BREAKS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
 _ONE_LINE = re.compile(f"[{_BREAKS}\n\r]")
 _MULTI_LINE = re.compile(f"[{_BREAKS}]")  # notes may keep \n and \r
+_PIN = re.compile(f"[0-9]{{{PIN_MIN},{PIN_MAX}}}")  # ASCII digits: "١٢٣٤".isdigit() is True
 
 
 class _Bad(ValueError):
@@ -168,7 +169,7 @@ def format_name(value: object, formats: FormatLibrary) -> str:
 
 def pin_digits(value: object, _formats: FormatLibrary) -> str:
     pin = str(value).strip()
-    if not pin.isdigit() or not PIN_MIN <= len(pin) <= PIN_MAX:
+    if not _PIN.fullmatch(pin):
         raise ValueError("(hidden)")
     return pin
 

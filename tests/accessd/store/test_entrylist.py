@@ -1,5 +1,6 @@
 """The entry list store: real SQLite files in a temporary state directory."""
 
+import csv
 import io
 import os
 import sqlite3
@@ -504,7 +505,8 @@ def test_access_db_is_a_separate_file_with_its_integrity(store):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_line_chars = st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(',"\t ')
+# no controls, no line or paragraph separators (refused: they end lines); formula starters included
+_line_chars = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")) | st.sampled_from(',"\t =+-@\'')
 _text_chars = _line_chars | st.just("\n")  # notes may span lines
 _holder = st.fixed_dictionaries(
     {
@@ -665,3 +667,65 @@ def test_migration_replaces_stored_qr_texts_by_their_hashes(tmp_path):
     assert _files_holding(tmp_path, "OLD-QR-TEXT") == []
     s.close()
     assert _files_holding(tmp_path, "OLD-QR-TEXT") == []
+
+
+# ---------------------------------------------------------------- CSV hardening
+
+
+@pytest.mark.parametrize("pin", ["١٢٣٤", "１２３４", "12３4", "²³⁴⁵"])
+def test_a_pin_of_non_ascii_digits_is_refused(store, pin):
+    assert pin.isdigit() or pin.isnumeric()  # what str.isdigit() lets through
+    with pytest.raises(InvalidField, match="pin: expected 4 to 16 decimal digits"):
+        store.add(first_name="A", pin=pin)
+    with pytest.raises(ImportFailed) as exc:
+        store.import_csv(["first_name,pin\n", f"A,{pin}\n"])
+    assert [(e.line, e.field) for e in exc.value.errors] == [(2, "pin")]
+    assert store.find_pin(pin) is None  # a look-up does not raise either
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1e"])
+def test_line_breaking_characters_are_refused_in_text_fields(store, char):
+    for field in ("first_name", "last_name", "notes", "qr"):
+        fields = {"first_name": "A", field: f"x{char}y"}
+        with pytest.raises(InvalidField) as exc:
+            store.add(**fields)
+        assert exc.value.field == field
+    assert store.count() == 0
+
+
+def test_an_import_chunk_is_split_into_lines_as_the_csv_module_splits_them(store):
+    session = store.open_import("0123456789abcdef")
+    try:
+        session.stage("first_name,last_name,notes\nA\u2028B,X,\nC\x85D,Y,\nE,Z,\"n\u2029o\"\nOk,W,\n", 1)
+        assert session.rows == 4
+        assert [(e.line, e.field) for e in session.errors] == [(2, "first_name"), (3, "first_name"), (4, "notes")]
+    finally:
+        session.discard()
+
+
+def test_a_csv_error_in_a_row_is_an_error_naming_its_line(store):
+    text = "first_name,notes\nA,x\nB," + "y" * 200_000 + "\nC,w\nD,y\0z\n"
+    with pytest.raises(ImportFailed) as exc:
+        store.import_csv(io.StringIO(text, newline=""))
+    assert [(e.line, e.field) for e in exc.value.errors] == [(3, "row"), (5, "notes")]
+    assert "field larger than field limit" in str(exc.value)
+
+
+@pytest.mark.parametrize("value", ["=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'=1", "''+x"])
+def test_exported_cells_are_neutralised_and_read_back(store, value):
+    store.add(first_name="A" + value.strip("\t\r"), last_name=value.lstrip("\r"), notes=value)
+    text = rows_to_csv(store.export_rows(), header=True)
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        for key, cell in row.items():
+            assert not cell or cell[0] not in "=+-@\t\r", (key, cell)
+    other = EntryList(store.state_dir / "other")
+    other.import_csv(io.StringIO(text, newline=""))
+    a, b = store.describe(store.list()[0]), other.describe(other.list()[0])
+    a.pop("id"), b.pop("id")
+    assert a == b
+    other.close()
+
+
+def test_a_name_starting_with_an_apostrophe_is_kept(store):
+    store.import_csv(["first_name,last_name\n", "'t Hooft,'s-Gravesande\n"])
+    assert (store.get("'t Hooft").last_name) == "'s-Gravesande"
