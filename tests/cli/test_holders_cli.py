@@ -211,3 +211,49 @@ def test_no_qr_text_in_any_state_file_after_adding_importing_and_presenting(daem
     assert daemon.stop() == 0
     holding = [p for p in sorted(daemon.state_dir.rglob("*")) if p.is_file() and b"QR-SECRET" in p.read_bytes()]
     assert holding == []
+
+
+def test_a_failed_import_ends_its_session_at_once(daemon, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("first_name,pin\nArabic,١٢٣٤\n", encoding="utf-8")
+    done = daemon.cli("holders", "import", str(bad), check=2)
+    assert "line 2, pin: expected 4 to 16 decimal digits" in done.stderr
+    good = tmp_path / "good.csv"
+    good.write_text("first_name,pin\nLatin,1234\n")
+    assert daemon.cli("holders", "import", str(good), check=0).stdout.startswith("imported 1 holders")
+    # a session whose chunk fails in any other way is dropped as well
+    first = daemon.request("holders.import", text="first_name\nA\n")
+    session = first["result"]["session"]
+    refused = daemon.request("holders.import", session=session, text=["not", "text"])
+    assert not refused["ok"]
+    assert daemon.request("holders.import", session=session, commit=True)["error"]["kind"] == "not_found"
+    good.write_text("first_name,pin\nGreek,5678\n")
+    assert daemon.cli("holders", "import", str(good), check=0).stdout.startswith("imported 1 holders")
+
+
+def test_a_binary_csv_is_a_clean_error(daemon, tmp_path):
+    src = tmp_path / "photo.csv"
+    src.write_bytes(b"first_name\n\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00")
+    done = daemon.cli("holders", "import", str(src), check=2)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith(f"accessd-cli: holders import: {src} is not UTF-8 text")
+    src.write_text("first_name\nNext\n")  # the next import is not blocked
+    assert daemon.cli("holders", "import", str(src), check=0).stdout.startswith("imported 1 holders")
+
+
+def test_exports_neutralise_formula_cells_and_an_import_reads_them_back(daemon, tmp_path):
+    daemon.cli("holders", "add", "--first-name", "=HYPERLINK(\"http://x\")", "--last-name", "+1", "--notes", "@SUM(A1)",
+               "--card", "1", "--bit-length", "26", check=0)
+    daemon.cli("check-credential", "--card", "1", "--bit-length", "26", "--present", check=0)
+    dst = tmp_path / "out.csv"
+    daemon.cli("holders", "export", str(dst), check=0)
+    row = list(csv.DictReader(io.StringIO(dst.read_text(), newline="")))[0]
+    assert (row["first_name"], row["last_name"], row["notes"]) == ("'=HYPERLINK(\"http://x\")", "'+1", "'@SUM(A1)")
+    daemon.cli("holders", "remove", "1", check=0)
+    daemon.cli("holders", "import", str(dst), check=0)
+    back = js(daemon.cli("holders", "show", "=HYPERLINK(\"http://x\")", "--json", check=0))
+    assert (back["last_name"], back["notes"]) == ("+1", "@SUM(A1)")
+    events = list(csv.reader(io.StringIO(daemon.cli("events", "--csv", "--type", "access.granted", check=0).stdout,
+                                         newline="")))
+    assert events and all(not cell or cell[0] not in "=+-@\t\r" for e in events for cell in e)
+    assert any(cell.startswith("'=HYPERLINK(") for e in events for cell in e)
