@@ -303,11 +303,11 @@ def test_reply_timeout_accounts_for_wire_time():
 
 
 def test_illegal_transition_raises_naming_state_and_event():
-    cp = ControlPanel([PdConfig(address=1)], random=Counter(), now=0.0)
-    pd = cp._pd(1)
-    with pytest.raises(IllegalTransition, match="no transition from state id on keyset") as exc:
-        cp._set_state(pd, cpm.KEYSET, 0.0)
-    assert (exc.value.state, exc.value.event) == ("id", "keyset")
+    with pytest.raises(IllegalTransition, match="no transition from state id on rekeyed") as exc:
+        cpm.next_on_fault(cpm.State.ID, cpm.Fault.REKEYED)
+    assert (exc.value.state, exc.value.event) == ("id", "rekeyed")
+    with pytest.raises(IllegalTransition, match="no transition from state refused on reply"):
+        cpm.next_on_reply(cpm.State.REFUSED, cpm.Facts())
 
 
 @pytest.mark.parametrize("kw,msg", [
