@@ -302,6 +302,7 @@ class ControlPanel:
         self._last_pd: _Pd | None = None  # the PD addressed last
         self._last_tx = -1e18  # when the last command started
         self._rr = 0
+        self._next_send = now
         self._handles = 0
         for pd in self._pds:
             pd.announced = True
@@ -338,7 +339,7 @@ class ControlPanel:
         if self._current is not None:
             times.append(self._deadline)
         else:
-            times.extend(self._send_time(pd) for pd in self._pds)
+            times.append(self._next_send)
         d = self._decoder.next_deadline()
         if d is not None:
             times.append(d)
@@ -491,15 +492,23 @@ class ControlPanel:
         return max(pd.next_at, self._last_tx + self.switch_gap)
 
     def _service(self, now: float) -> None:
+        """Send the next command if the line is free.  Round robin among the PDs that are
+        due; the first one in turn is waited for (switch gap) rather than passed over, so
+        the PD addressed last cannot keep the bus."""
         if self._current is not None or self._decoder.pending:
             return  # the line is busy: a reply is awaited or bytes are arriving
         n = len(self._pds)
         for i in range(n):
             pd = self._pds[(self._rr + i) % n]
-            if self._send_time(pd) <= now:
-                self._rr = (self._rr + i + 1) % n
-                self._send(pd, now)
+            if pd.next_at <= now:
+                at = self._send_time(pd)
+                if at <= now:
+                    self._rr = (self._rr + i + 1) % n
+                    self._send(pd, now)
+                else:
+                    self._next_send = at
                 return
+        self._next_send = min(self._send_time(pd) for pd in self._pds)
 
     def _timed_out(self, pd: _Pd, now: float) -> None:
         self._current = None

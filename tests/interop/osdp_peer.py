@@ -17,6 +17,10 @@ import time
 import tty
 
 import osdp
+from accessd.protocols.osdp.cp import ControlPanel, PdConfig
+from accessd.wiring.serial_port import SerialPort
+
+from accessd.readers.osdp import BusThread
 
 KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 
@@ -157,3 +161,40 @@ def wait_for(predicate, timeout: float, step: float = 0.01):
             return value
         time.sleep(step)
     return predicate()
+
+
+class Cp:
+    """Our control panel on the bus thread, collecting (monotonic time, event)."""
+
+    def __init__(self, bus: Bus | None, configs: list[PdConfig], *, port: str | None = None,
+                 reopen_interval: float = 1.0, **kw) -> None:
+        self.events: list[tuple[float, object]] = []
+        self.lock = threading.Lock()
+        self.cp = ControlPanel(configs, random=os.urandom, now=time.monotonic(), **kw)
+        self.port = SerialPort(port or bus.port, baud=115200).open()
+        self.runner = BusThread(self.cp, self.port, self._deliver, reopen_interval=reopen_interval)
+        self.runner.start()
+
+    def _deliver(self, events):
+        now = time.monotonic()
+        with self.lock:
+            self.events += [(now, e) for e in events]
+
+    def of(self, *types, address=None):
+        with self.lock:
+            return [e for _, e in self.events if isinstance(e, types) and (address is None or e.address == address)]
+
+    def when(self, typ, address=None, after=0.0):
+        with self.lock:
+            return next((t for t, e in self.events if isinstance(e, typ) and t >= after
+                         and (address is None or e.address == address)), None)
+
+    def online(self, address=1):
+        return self.runner.info(address)["state"] == "online"
+
+    def secure(self, address=1):
+        return self.runner.info(address)["secure"]
+
+    def stop(self):
+        self.runner.stop()
+        self.port.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import osdp
@@ -13,46 +12,7 @@ from accessd.protocols.osdp import payloads as p
 from accessd.protocols.osdp import phy
 from accessd.protocols.osdp.cp import ControlPanel, PdConfig
 from accessd.wiring.serial_port import SerialPort
-from osdp_peer import KEY, Bus, Reader, wait_for
-
-from accessd.readers.osdp import BusThread
-
-
-class Cp:
-    """Our control panel on the bus thread, collecting (monotonic time, event)."""
-
-    def __init__(self, bus: Bus | None, configs: list[PdConfig], *, port: str | None = None,
-                 reopen_interval: float = 1.0, **kw) -> None:
-        self.events: list[tuple[float, object]] = []
-        self.lock = threading.Lock()
-        self.cp = ControlPanel(configs, random=os.urandom, now=time.monotonic(), **kw)
-        self.port = SerialPort(port or bus.port, baud=115200).open()
-        self.runner = BusThread(self.cp, self.port, self._deliver, reopen_interval=reopen_interval)
-        self.runner.start()
-
-    def _deliver(self, events):
-        now = time.monotonic()
-        with self.lock:
-            self.events += [(now, e) for e in events]
-
-    def of(self, *types, address=None):
-        with self.lock:
-            return [e for _, e in self.events if isinstance(e, types) and (address is None or e.address == address)]
-
-    def when(self, typ, address=None, after=0.0):
-        with self.lock:
-            return next((t for t, e in self.events if isinstance(e, typ) and t >= after
-                         and (address is None or e.address == address)), None)
-
-    def online(self, address=1):
-        return self.runner.info(address)["state"] == "online"
-
-    def secure(self, address=1):
-        return self.runner.info(address)["secure"]
-
-    def stop(self):
-        self.runner.stop()
-        self.port.close()
+from osdp_peer import KEY, Bus, Cp, Reader, wait_for
 
 
 @pytest.fixture
