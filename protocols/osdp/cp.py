@@ -22,10 +22,12 @@ The bus is half duplex and shared (multi-drop, 1–8 PDs and more):
 * one command is outstanding at a time; the next command is sent only when its
   reply has been received whole, or its timeout expired with the line quiet (a
   reply that started in time is waited for until it completes);
-* a command to a different PD than the previous one waits ``switch_gap`` seconds
-  after the previous command started: a PD that reads the line in bursts (libosdp
-  services its port every 20 ms) otherwise finds another PD's command and its own in
-  one read — libosdp then drops both, and that was the multi-PD lost-reply fault;
+* a command to a different PD than the previous one waits until the line has been
+  quiet for ``switch_gap`` seconds (after the end of our last command and the last
+  byte received): a PD that reads the line in bursts (libosdp's Python PD services
+  its port every 20 ms) otherwise finds another PD's packet and its own command in
+  one read, and libosdp drops the rest of a read when it skips a packet for another
+  address — that was the multi-PD lost-reply fault;
 * replies are matched to the PD addressed (address, then SQN); anything else is a
   :class:`~.events.BusError` and does not end the wait;
 * a PD that misses a reply is retried once at once, then at most every
@@ -300,7 +302,7 @@ class ControlPanel:
         self._current: _Pd | None = None
         self._deadline = 0.0
         self._last_pd: _Pd | None = None  # the PD addressed last
-        self._last_tx = -1e18  # when the last command started
+        self._quiet = -1e18  # when the line last fell quiet (end of our command, last byte received)
         self._rr = 0
         self._next_send = now
         self._handles = 0
@@ -310,6 +312,8 @@ class ControlPanel:
 
     # ------------------------------------------------------------------ public API
     def receive(self, data: bytes, now: float) -> None:
+        if data:
+            self._quiet = max(self._quiet, now)
         for item in self._decoder.feed(data, now):
             if isinstance(item, phy.Frame):
                 self._on_frame(item, now)
@@ -486,10 +490,11 @@ class ControlPanel:
 
     # ------------------------------------------------------------------ scheduling
     def _send_time(self, pd: _Pd) -> float:
-        """The earliest time ``pd`` may be addressed (its own timer and the bus's switch gap)."""
+        """The earliest time ``pd`` may be addressed: its own timer and, when the previous
+        command went to another PD, ``switch_gap`` after the line fell quiet."""
         if pd is self._last_pd or self._last_pd is None:
             return pd.next_at
-        return max(pd.next_at, self._last_tx + self.switch_gap)
+        return max(pd.next_at, self._quiet + self.switch_gap)
 
     def _service(self, now: float) -> None:
         """Send the next command if the line is free.  Round robin among the PDs that are
@@ -538,8 +543,8 @@ class ControlPanel:
         if self.trace:
             self._emit(ev.Packet(address=pd.address, direction="tx", time=now, raw=raw))
         self._current = self._last_pd = pd
-        self._last_tx = now
         wire = len(raw) * 10 / self.baud if self.baud else 0.0
+        self._quiet = now + wire
         self._deadline = now + wire + self.reply_timeout
 
     def _next_command(self, pd: _Pd) -> tuple[p.Payload, int | None]:

@@ -9,6 +9,7 @@ command and CCRYPT as a reply).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -85,7 +86,7 @@ class Payload:
         try:
             obj = cls.STRUCT.parse(data)
             consumed = len(cls.STRUCT.build(obj)) if not cls._greedy else len(data)
-        except (ConstructError, ValueError, TypeError) as exc:
+        except (ConstructError, ValueError, TypeError, IndexError, struct.error) as exc:  # compiled parsers raise struct.error
             raise PayloadError(cls.NAME, data, f"does not match the layout: {exc}") from None
         if consumed != len(data):
             raise PayloadError(cls.NAME, data, f"expected {consumed} bytes, got {len(data)}")

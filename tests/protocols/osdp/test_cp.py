@@ -287,6 +287,57 @@ def test_an_absent_pd_costs_the_others_only_its_timeout_slot():
     assert len(polls) > 10 / 0.011 * 0.6  # PD 1 is still polled nearly flat out
 
 
+def test_switch_gap_quiet_line_before_another_pd_and_round_robin_stays_fair():
+    pds = [FakePd(a) for a in (1, 2, 3)]
+    bus = make(pds, [PdConfig(address=a) for a in (1, 2, 3)], switch_gap=0.05)
+    bus.run(3.0)
+    assert all(bus.cp.is_online(a) for a in (1, 2, 3))
+    tail = [(t, f.address) for t, f in bus.sent if t >= 1.0]
+    # every PD served in turn: the PD addressed last never keeps the bus
+    assert [a for _, a in tail[:9]] in ([1, 2, 3] * 3, [2, 3, 1] * 3, [3, 1, 2] * 3)
+    # a command to another PD only after the previous reply plus the gap (replies take 10 ms)
+    for (t0, a0), (t1, a1) in zip(tail, tail[1:]):
+        assert a1 != a0 and t1 - t0 >= 0.01 + 0.05 - 1e-9
+
+
+def test_switch_gap_costs_nothing_with_one_pd():
+    bus = make([FakePd(1)], [PdConfig(address=1)], switch_gap=0.05)
+    bus.run(2.0)
+    polls = [t for t, f in bus.sent if t >= 1.0]
+    assert max(b - a for a, b in zip(polls, polls[1:])) <= 0.011
+
+
+def test_a_silent_pd_is_retried_once_then_probed_at_probe_interval():
+    a, b = FakePd(1), FakePd(2)
+    bus = make([a, b], [PdConfig(address=1), PdConfig(address=2)], probe_interval=0.5)
+    bus.run(1.0)
+    b.silent = True
+    bus.run(6.0)
+    to_b = [t for t, f in bus.sent if f.address == 2 and t >= 1.0]
+    assert len(to_b) <= 2 + 5 / 0.5 + 1  # the command, one retry, then one probe per probe_interval
+    assert all(y - x >= 0.5 for x, y in zip(to_b[1:], to_b[2:]))
+    assert bus.cp.info(1)["timeouts"] == 0 and bus.cp.info(2)["timeouts"] == len(to_b)
+    a_polls = [t for t, f in bus.sent if f.address == 1 and t >= 1.0]
+    assert len(a_polls) > len(to_b) * 10  # PD 1 keeps the bus between the probes
+
+
+def test_a_reply_that_started_in_time_is_waited_for_at_low_baud():
+    pd = FakePd(1)
+    bus = make([pd], [PdConfig(address=1)], baud=9600, reply_timeout=0.02)
+    bus.run(1.0)
+    assert bus.cp.is_online(1)
+    # the PD answers a little before the timeout and its reply is still arriving when the timer fires
+    sent_before = bus.cp.info(1)["sent"]
+    deadline = bus.cp.next_deadline()
+    half = phy.build(1, 0x50, bytes.fromhex("00011a00aabbccc0"), sqn=bus.cp._pd(1).sqn, reply=True)
+    bus.cp.receive(half[:6], deadline - 0.001)
+    bus.cp.tick(deadline)  # the timeout: bytes are still arriving, so the CP keeps waiting
+    assert bus.cp.data_to_send() == b"" and bus.cp.info(1)["timeouts"] == 0
+    bus.cp.receive(half[6:], deadline + 0.005)
+    assert [e.bits for e in bus.cp.events() if isinstance(e, ev.CardRead)] == ["10101010101110111100110011"]
+    assert bus.cp.info(1)["sent"] == sent_before + 1  # the next POLL, not a retransmit
+
+
 def test_poll_interval_is_respected():
     bus = make([FakePd(1)], [PdConfig(address=1)], poll_interval=0.1)
     bus.run(5.0)
