@@ -129,6 +129,8 @@ class OsdpConfig(CardKeys):
     poll_interval: float = opt(0.0, expect="a number of seconds", range=(0, 1))
     reply_timeout: float = opt(0.2, expect="a number of seconds", range=(0.02, 2))
     offline_after: float = opt(8.0, expect="a number of seconds", range=(1, 60))
+    probe_interval: float = opt(1.0, expect="a number of seconds", range=(0.1, 60))  # a silent/offline PD
+    switch_gap: float = opt(0.025, expect="a number of seconds", range=(0, 0.5))  # quiet line before another PD
     trace: str | None = opt(None, expect="an absolute path", check=_abs_path)
     trace_format: str = opt("jsonl", choices=("jsonl", "pcap"))
     pin_length: int = opt(0, expect="a number of digits (0: no fixed length, # submits)", range=(0, 32))

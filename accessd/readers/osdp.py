@@ -373,6 +373,7 @@ class OsdpReader:
             pds.append(PdConfig(address=addr, scbk=self.scbk, install_mode=cfg.install_mode, provisioned=done))
         self.cp = ControlPanel(pds, random=os.urandom, now=self.daemon.clock(), poll_interval=cfg.poll_interval,
                                reply_timeout=cfg.reply_timeout, offline_after=cfg.offline_after, baud=cfg.baud,
+                               probe_interval=cfg.probe_interval, switch_gap=cfg.switch_gap,
                                trace=cfg.trace is not None)
         self.port = SerialPort(cfg.port, baud=cfg.baud, rs485=cfg.rs485)
         try:
