@@ -458,8 +458,6 @@ class ControlPanel:
                 pd.next_at = now + (self.retry_after if fault in _SLOW else 0.0)
             return
         if new is old:
-            if fault in _SLOW and new is not State.ONLINE:
-                pd.next_at = max(pd.next_at, now + self.retry_after)
             return
         if new is State.ONLINE:
             if not pd.use_default_key and pd.cfg.install_mode and not pd.provisioned:

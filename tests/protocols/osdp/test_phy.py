@@ -165,3 +165,54 @@ def test_mutated_frames_are_rejected_or_equal(pos, value):
     if bytes(mutated) != CARD:
         assert all(f.raw != bytes(mutated) or phy.crc16(f.raw[:-2]) == int.from_bytes(f.raw[-2:], "little")
                    for f in frames)
+
+
+def _raw(body: bytes) -> bytes:
+    """SOM..DATA with a correct LEN and CRC: a well-checked frame whose inside is wrong."""
+    n = len(body) + 2
+    body = body[:2] + bytes((n & 0xFF, n >> 8)) + body[4:]
+    crc = phy.crc16(body)
+    return body + bytes((crc & 0xFF, crc >> 8))
+
+
+@pytest.mark.parametrize("raw,msg", [
+    (_raw(b"\x53\x81\x00\x00\x0c\x01\x40"), "security block length 1"),  # SCB length below 2
+    (_raw(b"\x53\x81\x00\x00\x0c\x09\x16\x40"), "security block length 9"),  # SCB runs past the end
+    (_raw(b"\x53\x81\x00\x00\x04"), "no command/reply code"),
+    (_raw(b"\x53\x81\x00\x00\x0c\x02\x16\x40\x01\x02"), "no room for the MAC"),  # SCS_16 needs 4 MAC bytes
+])
+def test_malformed_security_blocks_are_frame_errors(raw, msg):
+    with pytest.raises(FrameError, match=msg) as exc:
+        phy.parse(raw)
+    assert exc.value.data == raw
+
+
+@pytest.mark.parametrize("call,msg", [
+    (lambda: phy.build(1, 0x160), "one byte"),
+    (lambda: phy.build(1, 0x60, mac=lambda body: b"\x00"), "MAC must be 4 bytes"),
+    (lambda: phy.Frame(address=200, reply=True, sqn=0, use_crc=True, scb=b"", code=0x40, data=b"", mac=b"", raw=b""),
+     "address"),
+    (lambda: phy.Frame(address=1, reply=True, sqn=5, use_crc=True, scb=b"", code=0x40, data=b"", mac=b"", raw=b""),
+     "sqn"),
+    (lambda: phy.Decoder(max_len=4), "max_len"),
+])
+def test_value_errors(call, msg):
+    with pytest.raises(ValueError, match=msg):
+        call()
+
+
+def test_command_decoder_skips_replies_and_reset_drops_a_partial():
+    dec = phy.Decoder(accept="command")
+    cmd = phy.build(1, 0x60, sqn=1)
+    assert [f.code for f in dec.feed(REPLY + cmd, 0.0)] == [0x60]
+    dec.feed(cmd[:4], 0.0)
+    assert dec.pending == 4
+    dec.reset()
+    assert dec.pending == 0 and dec.next_deadline() is None
+
+
+def test_nak_error_names_the_reason():
+    from accessd.protocols.osdp.errors import Nak
+
+    err = Nak(6, b"\x06")
+    assert err.code == 6 and err.data == b"\x06" and "NAK 6" in str(err)

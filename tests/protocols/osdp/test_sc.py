@@ -164,3 +164,46 @@ def test_block_by_block_cbc_matches_the_library_cbc(key, iv, blocks, rnd):
     reference = enc.update(data) + enc.finalize()
     assert sc._cbc_encrypt(key, iv, data) == reference
     assert sc._cbc_decrypt(key, iv, reference) == data
+
+
+def test_mac_of_whole_blocks_is_not_padded():
+    keys = sc.session_keys(sc.SCBK_D, RND_A)
+    iv = bytes(16)
+    one = bytes(range(16))
+    assert sc.mac(keys, iv, one) == sc._cbc_encrypt(keys.mac2, iv, one)  # no 0x80 block added
+    two = bytes(range(32))
+    head = sc._cbc_encrypt(keys.mac1, iv, two[:16])
+    assert sc.mac(keys, iv, two) == sc._cbc_encrypt(keys.mac2, head, two[16:])
+
+
+@pytest.mark.parametrize("call,why", [
+    (lambda: sc._aes(bytes(16)).cbc_encrypt(bytes(16), bytes(15)), "whole 16-byte blocks"),
+    (lambda: sc._aes(bytes(16)).cbc_decrypt(bytes(16), bytes(17)), "whole 16-byte blocks"),
+    (lambda: sc.session_keys(bytes(15), RND_A), "scbk must be 16 bytes"),
+    (lambda: sc.session_keys("0" * 16, RND_A), "scbk must be 16 bytes"),
+    (lambda: sc.session_keys(sc.SCBK_D, bytes(7)), "RND.A must be 8 bytes"),
+])
+def test_primitive_argument_errors(call, why):
+    with pytest.raises(ValueError, match=why):
+        call()
+
+
+def _frame(scb_type, data=b"", mac=bytes(4)):
+    return phy.parse(phy.build(1, 0x40, data, sqn=1, reply=True, scb=bytes((2, scb_type)), mac=lambda _: mac))
+
+
+@pytest.mark.parametrize("session,frame,why", [
+    (lambda: sc.Session(sc.SCBK_D, RND_A), lambda s: _frame(0x16), "no established session"),
+    (_established, lambda s: _frame(0x16, b"\x01", mac=sc.mac(s.keys, s.c_mac, _frame(0x16, b"\x01").mac_input)[:4]),
+     "SCS_16 reply carries unencrypted data"),
+    (_established, lambda s: _frame(0x18, bytes(5), mac=sc.mac(s.keys, s.c_mac, _frame(0x18, bytes(5)).mac_input)[:4]),
+     "not whole blocks"),
+    (_established, lambda s: _frame(0x18, b"", mac=sc.mac(s.keys, s.c_mac, _frame(0x18, b"").mac_input)[:4]),
+     "not whole blocks"),
+])
+def test_unwrap_refuses_malformed_secure_replies(session, frame, why):
+    s = session()
+    if s.established:
+        s.wrap(1, 0x60, b"", sqn=1)
+    with pytest.raises(SecureChannelError, match=why):
+        s.unwrap(frame(s))
