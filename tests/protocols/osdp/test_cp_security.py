@@ -233,7 +233,7 @@ def test_every_fault_in_the_table_names_a_real_state():
     for (state, fault), new in cpm.ON_FAULT.items():
         assert isinstance(state, cpm.State) and isinstance(fault, cpm.Fault) and isinstance(new, cpm.State)
     assert set(cpm.STEPS) == set(cpm.State) - {cpm.State.REFUSED}
-    for state, step in cpm.STEPS.items():
+    for step in cpm.STEPS.values():
         assert step.command.CODE in p.COMMANDS and all(r.CODE in p.REPLIES for r in step.expects)
 
 

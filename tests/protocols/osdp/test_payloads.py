@@ -150,3 +150,26 @@ def test_nak_reasons_and_caps_helpers():
 
 def test_key_material_is_not_in_repr():
     assert "0f" not in repr(p.KeySet(key=bytes(range(16)))).lower()
+
+
+@pytest.mark.parametrize("build,why", [
+    (lambda: p.KeySet(key=bytes(16), key_type=2), "key_type must be 1"),
+    (lambda: p.KeySet(key=bytes(15)), "key must be 16 bytes"),
+    (lambda: p.Challenge(rnd_a=bytes(7)), "rnd_a must be 8 bytes"),
+    (lambda: p.ServerCryptogram(cryptogram=bytes(15)), "cryptogram must be 16 bytes"),
+    (lambda: p.ClientCryptogram(cuid=bytes(8), rnd_b=bytes(8), cryptogram=bytes(15)), "CCRYPT needs"),
+    (lambda: p.InitialRMac(rmac=bytes(17)), "RMAC-I must be 16 bytes"),
+])
+def test_secure_channel_payloads_refuse_wrong_sizes(build, why):
+    with pytest.raises(ValueError, match=why):
+        build()
+
+
+@pytest.mark.parametrize("cls,data,why", [
+    (p.KeySet, b"\x02\x10" + bytes(16), "key_type must be 1"),
+    (p.KeySet, b"\x01\x0f" + bytes(15), "key must be 16 bytes"),
+    (p.KeySet, b"\x01\x10" + bytes(17), "expected 18 bytes"),  # trailing bytes after the key
+])
+def test_keyset_parse_errors(cls, data, why):
+    with pytest.raises(PayloadError, match=why):
+        cls.parse(data)
