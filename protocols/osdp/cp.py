@@ -342,7 +342,7 @@ class ControlPanel:
         times = []
         if self._current is not None:
             times.append(self._deadline)
-        else:
+        elif not self._decoder.pending:  # while bytes are arriving the decoder's gap decides
             times.append(self._next_send)
         d = self._decoder.next_deadline()
         if d is not None:

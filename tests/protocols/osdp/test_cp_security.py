@@ -272,3 +272,19 @@ def test_an_authentic_reply_with_a_bad_payload_is_a_bus_error_not_a_lost_reply()
     assert "RAW" in err.error and err.data.startswith(b"\x53\x81")
     assert bus.cp.is_online(1) and bus.cp.info(1)["timeouts"] == 0 and pd.times == 0
     assert not [e for e in seen if isinstance(e, ev.CardRead)]
+
+
+def test_bytes_arriving_between_commands_never_make_a_deadline_in_the_past():
+    """Found by the fuzz loop: a partial frame pending when a send was due gave a deadline
+    that tick() could not act on (a busy loop on the bus thread)."""
+    cp = ControlPanel([PdConfig(address=1)], random=Counter(), now=0.0, poll_interval=0.1)
+    bus = Bus(cp=cp, pds={1: FakePd(1)})
+    bus.run(0.5)
+    bus.run(bus.arrival[0] if bus.arrival else bus.now)  # the reply is in: the next POLL is due in 0.1 s
+    t = bus.now
+    cp.receive(b"\x53\x81\x20\x00", t + 0.05)  # a stray partial frame
+    cp.tick(t + 0.1)
+    assert cp.data_to_send() == b""  # the line is busy
+    assert cp.next_deadline() > t + 0.1
+    cp.tick(cp.next_deadline())  # the partial is given up and the POLL goes out
+    assert phy.parse(cp.data_to_send()).code == 0x60
