@@ -1,4 +1,4 @@
-"""``accessd``: run the daemon (``--config FILE``), the demo, or check a config."""
+"""``accessd``: run the daemon (``--config FILE``, default :data:`DEFAULT_CONFIG`), the demo, or check a config."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ import asyncio
 import logging
 import sys
 
+from . import __version__
 from .config import load_config
 from .errors import ConfigError
+
+DEFAULT_CONFIG = "/etc/accessd/accessd.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="accessd", description="Door controller daemon.")
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--config", metavar="FILE", help="run the daemon in the foreground with this config")
+    parser.add_argument("--version", action="version", version=f"accessd {__version__}")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--config", metavar="FILE", help=f"run the daemon in the foreground with this config (default {DEFAULT_CONFIG})")
     mode.add_argument("--demo", action="store_true", help="run with mock GPIO, a simulated reader and demo holders")
     mode.add_argument("--check-config", metavar="FILE", help="validate a config file and exit (0 ok, 2 invalid)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -34,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo()
     try:
-        config = load_config(args.config)
+        config = load_config(args.config or DEFAULT_CONFIG)
     except ConfigError as exc:
         print(f"accessd: {exc}", file=sys.stderr)
         return 2
