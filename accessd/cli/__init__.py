@@ -1,21 +1,38 @@
 """``accessd-cli``: drive the daemon over its socket (and decode formats without it).
 
 Command groups live in modules of this package, each with ``register(subparsers)``
-setting ``func(args) -> exit code`` on its parsers; :data:`GROUPS` lists them.
+setting ``func(args) -> exit code`` on its parsers; :data:`GROUPS` lists them and
+:data:`COMMANDS` names the top-level commands each one adds.  Start-up is kept short
+(a Pi runs every command as a new process): only the module of the command given is
+imported and its parsers built; the others appear in ``--help`` by name and help text.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import json
 import sys
 
+from .. import __version__
 from .common import Client, Exit, add_json, call, emit, socket_path, write_error
 
 # Modules that add command groups (holders, door, wiegand, …).
-GROUPS: tuple[str, ...] = ("accessd.cli.door", "accessd.cli.holders", "accessd.cli.wiegand")
+GROUPS: tuple[str, ...] = ("accessd.cli.door", "accessd.cli.holders", "accessd.cli.wiegand", "accessd.cli.osdp",
+                           "accessd.cli.top")
+
+# Top-level command -> (module that registers it, help).  tests/cli check the help here
+# is the one the module registers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "door": ("accessd.cli.door", "unlock or lock the door by hand"),
+    "holders": ("accessd.cli.holders", "the entry list: add, list, show, update, remove, import, export"),
+    "check-credential": ("accessd.cli.holders", "the decision the door would make (exit 0 granted, 1 denied)"),
+    "latest": ("accessd.cli.holders", "the latest credentials read (raw bits, hex, decoded, reversed UID)"),
+    "wiegand": ("accessd.cli.wiegand", "decode, encode and list Wiegand card formats (no daemon needed)"),
+    "keypress": ("accessd.cli.wiegand", "encode and decode keypad key frames (no daemon needed)"),
+    "osdp": ("accessd.cli.osdp", "OSDP helpers: genkey (a random secure channel key)"),
+    "top": ("accessd.cli.top", "a live view of the door, relay, inputs, readers and events"),
+}
 
 
 def _cmd_status(args) -> int:
@@ -71,6 +88,8 @@ def _human(event: dict) -> str:
 def _cmd_events(args) -> int:
     if args.follow and args.until:
         raise Exit(2, "accessd-cli: events: --until cannot be combined with --follow")
+    import csv
+
     out = csv.writer(sys.stdout, lineterminator="\r\n") if args.csv else None
     if out:
         out.writerow(CSV_COLUMNS)
@@ -136,9 +155,24 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: list[str]) -> str | None:
+    """The top-level command in ``argv`` (the first word that is not an option)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--socket":
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the parsers of the command in it are built in full."""
     parser = argparse.ArgumentParser(prog="accessd-cli", description="Drive the accessd door daemon.")
     parser.add_argument("--socket", metavar="PATH", help="the daemon's socket (default $ACCESSD_SOCKET or /run/accessd/accessd.sock)")
+    parser.add_argument("--version", action="version", version=f"accessd-cli {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("status", help="daemon, readers, door, relay, inputs, counts")
@@ -168,8 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     for q in sim.choices.values():
         q.set_defaults(func=_cmd_simulate)
 
-    for name in GROUPS:
+    if argv is None:
+        modules = GROUPS
+    else:
+        chosen = COMMANDS.get(_command_in(argv) or "")
+        modules = (chosen[0],) if chosen else ()
+    for name in modules:
         importlib.import_module(name).register(sub)
+    for name, (_module, text) in COMMANDS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=text, add_help=False)  # a name in --help; built when given
     _add_json_everywhere(parser)
     return parser
 
@@ -186,7 +228,8 @@ def _add_json_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

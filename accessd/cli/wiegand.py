@@ -8,14 +8,18 @@ Exit codes: 0 ok, 1 nothing decodes (or a key frame is not a key), 2 bad input.
 from __future__ import annotations
 
 from accessd.protocols.wiegand.errors import WiegandError
-from accessd.protocols.wiegand.formats import LIBRARY, FormatLibrary, bits_to_hex, hex_to_bits
-from accessd.protocols.wiegand.keypress import NAMES as KEYPRESS_NAMES
-from accessd.protocols.wiegand.keypress import KeypressFormat
 
 from .common import emit, fail
 
+# accessd.protocols.wiegand.keypress.NAMES, without importing it (and construct) to build
+# the parsers; tests/cli/test_wiegand_cli.py checks the two are the same.
+KEYPRESS_NAMES = ("FourBit", "EightBitZeroPadded", "EightBitInvertPadded", "Wiegand26", "Wiegand34", "Wiegand37",
+                  "Wiegand37FacilityCode")
 
-def _library(args) -> FormatLibrary:
+
+def _library(args):
+    from accessd.protocols.wiegand.formats import LIBRARY
+
     path = getattr(args, "config", None)
     if not path:
         return LIBRARY
@@ -42,6 +46,8 @@ def _fields(m: dict) -> str:
 
 
 def _decode(args) -> int:
+    from accessd.protocols.wiegand.formats import hex_to_bits
+
     lib = _library(args)
     try:
         if args.bits is not None:
@@ -72,6 +78,8 @@ def _decode(args) -> int:
 
 
 def _encode(args) -> int:
+    from accessd.protocols.wiegand.formats import bits_to_hex
+
     lib = _library(args)
     try:
         bits = lib.encode(args.format, facility_code=args.fc, card_number=args.cn, issue_level=args.issue_level,
@@ -111,7 +119,9 @@ def _key_map(text: str | None) -> dict[str, int]:
     return out
 
 
-def _keypress_format(args, command: str) -> KeypressFormat:
+def _keypress_format(args, command: str):
+    from accessd.protocols.wiegand.keypress import KeypressFormat
+
     try:
         return KeypressFormat(name=args.format, key_map=_key_map(args.key_map), facility_code=args.fc or 0)
     except ValueError as exc:

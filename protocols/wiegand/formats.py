@@ -24,9 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
-
-import construct as cs
 
 from .errors import (
     BitsError,
@@ -107,7 +104,7 @@ class Parity:
     """
 
     position: int
-    kind: Literal["even", "odd", "fix0", "fix1"]
+    kind: str  # one of PARITY_KINDS (typing.Literal would cost the CLI the typing import)
     covers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -214,7 +211,17 @@ class CardFormat:
                 mask |= 1 << (n - 1 - p)
             masks.append((n - 1 - par.position, mask, par.kind))
         object.__setattr__(self, "_masks", tuple(masks))
-        object.__setattr__(self, "_layout", self._build_layout(owner))
+        # The construct layout is built and compiled on first read/encode (compiling every
+        # built-in format at import cost the CLI ~160 ms on each start).
+
+    def _compiled(self) -> object:
+        layout = self._layout
+        if layout is None:
+            owner = {p: f.name for f in self.fields for p in range(f.start, f.start + f.length)}
+            owner.update({par.position: f"parity bit {par.position}" for par in self.parity})
+            layout = self._build_layout(owner)
+            object.__setattr__(self, "_layout", layout)  # a race builds it twice, identically
+        return layout
 
     def _dependency_order(self) -> tuple[Parity, ...]:
         """Parity bits in an order where every covered parity bit is computed first."""
@@ -234,6 +241,9 @@ class CardFormat:
         return tuple(done)
 
     def _build_layout(self, owner: dict[int, str]) -> object:
+        import construct as cs
+
+        blank: dict[str, int] = {}
         segments = []
         by_start = {f.start: f for f in self.fields}
         parity_at = {p.position for p in self.parity}
@@ -251,9 +261,10 @@ class CardFormat:
                 while end < self.bit_length and end not in owner:
                     end += 1
                 segments.append(f"_gap{p}" / cs.BitsInteger(end - p))
-                self._blank[f"_gap{p}"] = 0
+                blank[f"_gap{p}"] = 0
                 p = end
-        self._blank.update({f"_p{q}": 0 for q in parity_at})
+        blank.update({f"_p{q}": 0 for q in parity_at})
+        self._blank.update(blank)
         layout = cs.Struct(*segments)
         try:
             return layout.compile()
@@ -307,7 +318,7 @@ class CardFormat:
         fixed = {p.position for p in self.parity if p.fixed}
         if any(not ok for pos, ok in results if pos in fixed):
             return None
-        parsed = self._layout.parse(bits.encode().translate(_TO_BYTES))
+        parsed = self._compiled().parse(bits.encode().translate(_TO_BYTES))
         values: dict[str, int] = {}
         for f in self.fields:
             raw = parsed[f.name]
@@ -344,8 +355,9 @@ class CardFormat:
             if f.bcd:
                 value = int(str(value).rjust(f.length // 4, "0"), 16)
             container[f.name] = value
+        layout = self._compiled()
         container.update(self._blank)  # unused bits and parity bits: 0 until computed below
-        wire = self._layout.build(container)
+        wire = layout.build(container)
         value = int(wire.translate(_FROM_BYTES), 2)
         n = self.bit_length
         for shift, mask, kind in self._masks:
