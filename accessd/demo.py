@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sys
 import tempfile
 import tomllib
@@ -100,22 +101,46 @@ async def scenario(daemon, ready: asyncio.Event) -> None:
     print("demo: scenario done; the daemon keeps running (Ctrl-C stops it)", flush=True)
 
 
+def cli_command() -> str:
+    """How to run accessd-cli from here: by name when PATH finds this installation's."""
+    here = Path(sys.executable).with_name("accessd-cli")
+    found = shutil.which("accessd-cli")
+    if found and (not here.exists() or Path(found).resolve() == here.resolve()):
+        return "accessd-cli"
+    if here.exists():
+        cwd = Path.cwd()
+        if cwd != Path("/") and here.is_relative_to(cwd):
+            return str(here.relative_to(cwd))  # .venv/bin/accessd-cli in a checkout
+        return str(here)
+    return f"{sys.executable} -m accessd.cli"
+
+
 def run_demo(directory: str | None = None) -> int:
     from .shell.daemon import Daemon
 
+    temporary = directory is None
     directory = directory or tempfile.mkdtemp(prefix="accessd-demo-")
+    try:
+        return _run(Daemon, directory)
+    finally:
+        if temporary:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run(Daemon, directory: str) -> int:  # noqa: N803 - the class, imported late
     daemon = Daemon(demo_config(directory))
     sock = Path(directory) / "accessd.sock"
+    cli = cli_command()
     print(
-        f"accessd demo: mock GPIO, simulated Wiegand reader, state in {directory}/state\n"
+        f"accessd demo: mock GPIO, simulated Wiegand reader, state in {directory}/state (removed on exit)\n"
         f"socket: {sock}\n"
-        f"try, in another shell (from this directory):\n"
+        f"try, in another shell{' (from this directory)' if not Path(cli).is_absolute() and '/' in cli else ''}:\n"
         f"  export ACCESSD_SOCKET={sock}\n"
-        f"  .venv/bin/accessd-cli events --follow\n"
-        f"  .venv/bin/accessd-cli status\n"
-        f"  .venv/bin/accessd-cli simulate card --hex 0181B01 --bit-length 26   # Alice's card\n"
-        f"  .venv/bin/accessd-cli check-credential --pin 1234 --json             # Bob, dry run\n"
-        f"  .venv/bin/accessd-cli door unlock --for 5",
+        f"  {cli} events --follow\n"
+        f"  {cli} status\n"
+        f"  {cli} simulate card --hex 0181B01 --bit-length 26   # Alice's card\n"
+        f"  {cli} check-credential --pin 1234 --json             # Bob, dry run\n"
+        f"  {cli} door unlock --for 5",
         flush=True,
     )
 

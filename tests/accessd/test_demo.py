@@ -55,3 +55,22 @@ def test_demo_plays_the_scenario_and_answers_status():
     assert status["readers"]["reader1"]["state"] == "connected"
     assert status["relay"]["energized"] is False
     assert not os.path.exists(sock_path)  # removed on the way out
+    assert not os.path.exists(os.path.dirname(sock_path))  # the temporary state directory too
+    assert ".venv/bin/accessd-cli" not in out or (ROOT / ".venv/bin/accessd-cli").exists()
+
+
+def test_demo_hints_name_the_cli_as_installed(monkeypatch, tmp_path):
+    from accessd import demo
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "accessd-cli").write_text("#!/bin/sh\n")
+    (bindir / "accessd-cli").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(bindir / "python3"))
+    monkeypatch.setenv("PATH", str(bindir))
+    assert demo.cli_command() == "accessd-cli"  # installed (e.g. /usr/bin): by name
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.chdir(tmp_path)
+    assert demo.cli_command() == "bin/accessd-cli"  # a venv in this directory, not on PATH
+    monkeypatch.chdir("/")
+    assert demo.cli_command() == str(bindir / "accessd-cli")

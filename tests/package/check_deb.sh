@@ -56,6 +56,7 @@ dpkg-query -W -f='${db:Status-Status}' accessd 2>/dev/null | grep -q 'not-instal
     || ! dpkg-query -W accessd >/dev/null 2>&1 || fail "accessd still known to dpkg: $(dpkg-query -W -f='${db:Status-Status}' accessd)"
 left=""
 while read -r f; do
+    [ "$f" = "/." ] && continue
     [ -e "$f" ] || continue
     [ -d "$f" ] && dpkg -S "$f" >/dev/null 2>&1 && continue  # a directory another package owns (/usr/bin …)
     left="$left $f"
