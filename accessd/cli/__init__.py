@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 
 from .. import __version__
-from .common import Client, Exit, add_json, call, emit, socket_path, write_error
+from .common import Exit, add_json, call, emit, write_error
 
 # Modules that add command groups (holders, door, wiegand, …).
-GROUPS: tuple[str, ...] = ("accessd.cli.door", "accessd.cli.holders", "accessd.cli.wiegand", "accessd.cli.osdp",
+GROUPS: tuple[str, ...] = ("accessd.cli.events", "accessd.cli.door", "accessd.cli.holders", "accessd.cli.wiegand", "accessd.cli.osdp",
                            "accessd.cli.top")
 
 # Top-level command -> (module that registers it, help).  tests/cli check the help here
 # is the one the module registers.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "events": ("accessd.cli.events", "the event log; --follow streams new events"),
     "door": ("accessd.cli.door", "unlock or lock the door by hand"),
     "holders": ("accessd.cli.holders", "the entry list: add, list, show, update, remove, import, export"),
     "check-credential": ("accessd.cli.holders", "the decision the door would make (exit 0 granted, 1 denied)"),
@@ -63,83 +63,6 @@ def _flat(value) -> str:
     return str(value)
 
 
-CSV_COLUMNS = ("seq", "time", "type", "reader", "reason", "holder", "credential", "details")
-
-
-def _csv_row(event: dict) -> list[str]:
-    from accessd.store.csvio import neutralise  # no cell a spreadsheet runs as a formula
-
-    rest = {k: v for k, v in event.items() if k not in CSV_COLUMNS}
-    holder = event.get("holder") or {}
-    cred = event.get("credential") or {}
-    return [neutralise(cell) for cell in [
-        str(event["seq"]), event["time"], event["type"], event.get("reader") or "", event.get("reason") or "",
-        " ".join(filter(None, (holder.get("first_name"), holder.get("last_name")))) if isinstance(holder, dict) else str(holder),
-        " ".join(f"{k}={v}" for k, v in cred.items() if v is not None) if isinstance(cred, dict) else str(cred),
-        json.dumps(rest, separators=(",", ":")) if rest else "",
-    ]]
-
-
-def _human(event: dict) -> str:
-    rest = {k: v for k, v in event.items() if k not in ("seq", "time", "type")}
-    return f"{event['time']}  #{event['seq']:<6} {event['type']:<20} {_flat(rest)}"
-
-
-def _cmd_events(args) -> int:
-    if args.follow and args.until:
-        raise Exit(2, "accessd-cli: events: --until cannot be combined with --follow")
-    import csv
-
-    out = csv.writer(sys.stdout, lineterminator="\r\n") if args.csv else None
-    if out:
-        out.writerow(CSV_COLUMNS)
-
-    def show(event: dict) -> None:
-        if "notice" in event:
-            print(f"accessd-cli: missed {event.get('missed')} events (the client read too slowly)", file=sys.stderr)
-        elif out:
-            out.writerow(_csv_row(event))
-        elif args.json:
-            print(json.dumps(event, separators=(",", ":")))
-        else:
-            print(_human(event))
-        sys.stdout.flush()
-
-    client = Client(socket_path(args), timeout=None if args.follow else 30)
-    try:
-        max_seq = None
-        if args.follow:
-            client.request("subscribe", {"types": [args.type or "*"]})
-            max_seq = client.request("status")["daemon"]["log"]["last_seq"]
-        after = 0
-        params = {"since": args.since, "until": args.until, "type": args.type, "search": args.search, "max_seq": max_seq}
-        while True:
-            page = client.request("events", {k: v for k, v in params.items() if v is not None} | {"after_seq": after, "limit": 5000})
-            for event in page["events"]:
-                show(event)
-                after = event["seq"]
-            if not page["more"]:
-                break
-        if not args.follow:
-            return 0
-        needle = args.search.lower() if args.search else None
-        pending, client.pending_events = client.pending_events, []
-        while True:
-            for event in pending:
-                if "seq" in event and event["seq"] <= after:
-                    continue  # already shown from the log
-                if needle and "seq" in event and needle not in json.dumps(event).lower():
-                    continue
-                show(event)
-            pending = [client.read()]
-    except KeyboardInterrupt:
-        return 0
-    except BrokenPipeError:
-        return 0
-    finally:
-        client.close()
-
-
 def _cmd_simulate(args) -> int:
     what = args.what
     if what == "card":
@@ -177,15 +100,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="daemon, readers, door, relay, inputs, counts")
     p.set_defaults(func=_cmd_status)
-
-    p = sub.add_parser("events", help="the event log; --follow streams new events")
-    p.add_argument("--follow", action="store_true", help="keep streaming new events")
-    p.add_argument("--since", metavar="T", help="ISO 8601 date or date-time (device time zone when none)")
-    p.add_argument("--until", metavar="T", help="ISO 8601 date or date-time, exclusive")
-    p.add_argument("--type", metavar="GLOB", help="event type glob, e.g. 'door.*'")
-    p.add_argument("--search", metavar="TEXT", help="free text anywhere in the event")
-    p.add_argument("--csv", action="store_true", help="RFC 4180 CSV")
-    p.set_defaults(func=_cmd_events)
 
     p = sub.add_parser("simulate", help="drive the mock pins (daemon on pin_factory = \"mock\" only)")
     sim = p.add_subparsers(dest="what", required=True, metavar="WHAT")

@@ -58,23 +58,47 @@ def test_events_json_lines_and_filters(daemon):
     assert daemon.cli("events", "--json", "--search", str(daemon.proc.pid), check=0).stdout.strip()
 
 
-def test_events_follow_shows_the_log_then_streams(daemon_factory):
+def test_events_follow_starts_from_now_or_n_and_reconnects_across_a_restart(daemon_factory):
     d = daemon_factory()
+    d.result("door.unlock", seconds=1)
+    time.sleep(0.3)
+    logged = [json.loads(x) for x in d.cli("events", "--json", check=0).stdout.splitlines()]
     follow = subprocess.Popen(
-        [sys.executable, "-m", "accessd.cli", "--socket", d.socket, "events", "--follow", "--json"],
+        [sys.executable, "-m", "accessd.cli", "--socket", d.socket, "events", "--follow", "-n", "1", "--json"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         first = json.loads(follow.stdout.readline())
-        assert first["type"] == "system.started"
-        time.sleep(0.3)
-        d.stop()  # publishes system.stopping to subscribers before closing
-        rest = [json.loads(line) for line in follow.stdout]
-        assert [e["type"] for e in rest] == ["system.stopping"]
-        assert rest[0]["seq"] == first["seq"] + 1
+        assert first["seq"] == logged[-1]["seq"]  # -n 1: the newest only, not the whole log
+        time.sleep(0.5)
+        d.stop()  # system.stopping reaches the subscriber; then the connection closes
+        d.start()  # same state dir: the log and its seqs go on
+        d.result("door.lock")
+        seen = [first]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(e["type"] == "door.locked" and e["seq"] > first["seq"] + 2 for e in seen):
+            seen.append(json.loads(follow.stdout.readline()))
+        seqs = [e["seq"] for e in seen]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap, no repeat
+        types = [e["type"] for e in seen]
+        assert "system.stopping" in types and "system.started" in types and types[-1] == "door.locked"
     finally:
         follow.kill()
         follow.wait()
+
+
+def test_events_n_and_relative_since(daemon):
+    daemon.result("door.unlock", seconds=1)
+    time.sleep(0.3)
+    everything = [json.loads(x) for x in daemon.cli("events", "--json", check=0).stdout.splitlines()]
+    newest = [json.loads(x) for x in daemon.cli("events", "--json", "-n", "2", check=0).stdout.splitlines()]
+    assert newest == everything[-2:]
+    assert daemon.cli("events", "--json", "-n", "0", check=0).stdout == ""
+    assert [json.loads(x) for x in daemon.cli("events", "--json", "--since", "-1h", check=0).stdout.splitlines()] == everything
+    assert [json.loads(x) for x in daemon.cli("events", "--json", "--since", "today", check=0).stdout.splitlines()] == everything
+    assert daemon.cli("events", "--json", "--until", "yesterday", check=0).stdout == ""
+    human = daemon.cli("events", check=0).stdout.splitlines()
+    assert len(human) == len(everything) and "\033" not in "".join(human)  # no colour when not a terminal
 
 
 def leaf_parsers(parser: argparse.ArgumentParser, path=()):
