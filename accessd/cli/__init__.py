@@ -104,15 +104,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="drive the mock pins (daemon on pin_factory = \"mock\" only)")
     sim = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     q = sim.add_parser("card", help="a card through the simulated reader")
-    q.add_argument("--hex", required=True)
-    q.add_argument("--bit-length", type=int, required=True)
+    q.add_argument("--hex", required=True, help="the card value, right-justified hex")
+    q.add_argument("--bit-length", type=int, required=True, metavar="N", help="the card's number of bits")
     q = sim.add_parser("wiegand", help="raw Wiegand bits through D0/D1")
-    q.add_argument("bits")
+    q.add_argument("bits", help="0s and 1s in wire order")
     q = sim.add_parser("keys", help="keypad keys (digits, * and #)")
-    q.add_argument("digits")
+    q.add_argument("digits", help="the keys, e.g. 1234#")
     q = sim.add_parser("input", help="an input: contact, rex, tamper or a configured one")
-    q.add_argument("name")
-    q.add_argument("state", choices=("active", "inactive", "cut", "short"))
+    q.add_argument("name", help="contact, rex, tamper or a configured input's name")
+    q.add_argument("state", choices=("active", "inactive", "cut", "short"), help="active, inactive (cut, short: supervised inputs)")
     for q in sim.choices.values():
         q.set_defaults(func=_cmd_simulate)
 
@@ -141,8 +141,19 @@ def _add_json_everywhere(parser: argparse.ArgumentParser) -> None:
                     _add_json_everywhere(child)
 
 
+def _join_relative_times(argv: list[str]) -> list[str]:
+    """``--since -1h`` → ``--since=-1h`` (argparse would take ``-1h`` for an option)."""
+    out: list[str] = []
+    for word in argv:
+        if out and out[-1] in ("--since", "--until", "--valid-from", "--valid-to") and word[:1] == "-" and word[1:2].isdigit():
+            out[-1] = f"{out[-1]}={word}"
+        else:
+            out.append(word)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _join_relative_times(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:

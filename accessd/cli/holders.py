@@ -13,6 +13,7 @@ import os
 import sys
 
 from .common import Client, call, emit, fail, socket_path
+from .render import plural
 
 CHUNK_BYTES = 48_000  # JSON-encoded CSV text per request (the daemon takes 64 KiB lines)
 
@@ -46,7 +47,7 @@ def register(sub) -> None:
     q.set_defaults(func=_remove)
 
     q = hs.add_parser("import", help="import a CSV file, all or nothing")
-    q.add_argument("file", metavar="FILE.csv")
+    q.add_argument("file", metavar="FILE.csv", help="header row, then one holder per row (README: CSV columns)")
     q.set_defaults(func=_import)
 
     q = hs.add_parser("export", help="export the holders as CSV (PINs are stored hashed: left empty)")
@@ -56,8 +57,8 @@ def register(sub) -> None:
     p = sub.add_parser("check-credential", help="the decision the door would make (exit 0 granted, 1 denied)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--card", metavar="HEX", help="card value, right-justified hex (with --bit-length)")
-    g.add_argument("--qr", metavar="TEXT")
-    p.add_argument("--bit-length", type=int, metavar="N")
+    g.add_argument("--qr", metavar="TEXT", help="the text of a QR code")
+    p.add_argument("--bit-length", type=int, metavar="N", help="the card's number of bits (with --card)")
     p.add_argument("--pin", metavar="DIGITS", help="a PIN alone, or the PIN after --card")
     p.add_argument("--reader", metavar="ID", help="the reader it is presented at")
     p.add_argument("--present", action="store_true", help="act as a presentation at the reader (uses, relay, events)")
@@ -75,20 +76,20 @@ def _holder_options(q, *, update: bool) -> None:
     card.add_argument("--from-latest", action="store_true", help="the last card read at a reader")
     if update:
         card.add_argument("--no-card", action="store_true", help="remove the holder's card")
-    q.add_argument("--bit-length", type=int, metavar="N")
+    q.add_argument("--bit-length", type=int, metavar="N", help="the card's number of bits (with --card)")
     q.add_argument("--fc", type=int, metavar="N", help="facility code")
     q.add_argument("--cn", type=int, metavar="N", help="card number")
     pin = q.add_mutually_exclusive_group()
-    pin.add_argument("--pin", metavar="DIGITS")
+    pin.add_argument("--pin", metavar="DIGITS", help="a PIN (stored hashed)")
     pin.add_argument("--generate-pin", action="store_true", help="a unique random PIN (access.pin_length digits)")
     if update:
         pin.add_argument("--no-pin", action="store_true", help="remove the holder's PIN")
-    q.add_argument("--qr", metavar="TEXT")
+    q.add_argument("--qr", metavar="TEXT", help="the text of the holder's QR code")
     q.add_argument("--valid-from", metavar="T", help="ISO 8601 date or date-time (device time zone when none)")
     q.add_argument("--valid-to", metavar="T", help="ISO 8601; a date means through the end of that day")
     q.add_argument("--uses", metavar="N", help="number of uses left (\"\" or 'unlimited' for no limit)")
     s = q.add_mutually_exclusive_group()
-    s.add_argument("--suspended", action="store_true", default=None)
+    s.add_argument("--suspended", action="store_true", default=None, help="refused until --active")
     if update:
         s.add_argument("--active", dest="suspended", action="store_false", default=None, help="lift a suspension")
     q.add_argument("--access-time", metavar="SECONDS", help="unlock time for this holder (extended access time)")
@@ -148,7 +149,7 @@ def _describe(h: dict) -> str:
     if h.get("valid_from") or h.get("valid_to"):
         state.append(f"valid {h.get('valid_from') or '…'} to {h.get('valid_to') or '…'}")
     if h.get("uses") is not None:
-        state.append(f"{h['uses']} uses left")
+        state.append(f"{plural(h['uses'], 'use')} left")
     if h.get("access_time") is not None:
         state.append(f"unlock {h['access_time']:g} s")
     return f"#{h['id']} {name}: " + ", ".join(creds or ["no credential"]) + ("; " + ", ".join(state) if state else "")
@@ -205,8 +206,39 @@ def _list(args) -> int:
             after = page["holders"][-1]["id"]
     finally:
         client.close()
-    emit(args, {"holders": holders}, "\n".join(_describe(h) for h in holders) or "no holders")
+    emit(args, {"holders": holders}, _table(holders) if holders else "no holders")
     return 0
+
+
+def _credentials(h: dict) -> str:
+    creds = []
+    card = h.get("card")
+    if card:
+        if card.get("card_number") is not None:
+            fc = f"{card['facility_code']}/" if card.get("facility_code") is not None else ""
+            creds.append(f"{card.get('format')} {fc}{card['card_number']}")
+        elif card.get("hex"):
+            creds.append(f"card {card['hex']}/{card['bit_length']}")
+    if h.get("pin"):
+        creds.append("PIN")
+    if h.get("qr"):
+        creds.append("QR")
+    return " + ".join(creds) or "-"
+
+
+def _table(holders: list[dict]) -> str:
+    """One aligned row per holder: id, name, credentials, validity, uses left, state."""
+    from .render import table, width
+
+    def day(t):
+        return str(t)[:10] if t else ""
+
+    rows = []
+    for h in holders:
+        valid = f"{day(h.get('valid_from')) or '…'} – {day(h.get('valid_to')) or '…'}" if h.get("valid_from") or h.get("valid_to") else ""
+        rows.append([str(h["id"]), " ".join(filter(None, (h["first_name"], h.get("last_name")))), _credentials(h), valid,
+                     "" if h.get("uses") is None else str(h["uses"]), "suspended" if h.get("suspended") else ""])
+    return table(["ID", "NAME", "CREDENTIALS", "VALID", "USES", "STATE"], rows, columns=width(), right={0, 4})
 
 
 def _export(args) -> int:
@@ -336,11 +368,15 @@ def _check(args) -> int:
         params["pin"] = args.pin
     else:
         raise fail("check-credential: give --card HEX --bit-length N, --pin DIGITS or --qr TEXT")
+    if args.present and args.card is not None and args.pin is None and sys.stderr.isatty():
+        dry = call(args, "check-credential", **{**params, "present": None})
+        if dry.get("pin_required"):
+            print("waiting for PIN at the keypad …", file=sys.stderr, flush=True)
     out = call(args, "check-credential", **params)
     holder = out.get("holder")
     who = " ".join(filter(None, (holder.get("first_name"), holder.get("last_name")))) if holder else "no holder"
     if out["decision"] == "granted":
-        uses = f", {out['remaining_uses']} uses left" if out.get("remaining_uses") is not None else ""
+        uses = f", {plural(out['remaining_uses'], 'use')} left" if out.get("remaining_uses") is not None else ""
         text = f"granted: {who}{uses}"
     else:
         text = f"denied: {out['reason']} ({who})"

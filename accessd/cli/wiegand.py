@@ -158,10 +158,12 @@ def _kp_decode(args) -> int:
             errors.append(f"{h}: {exc}")
     keys, frame_errors = kp.decode(frames)
     out = {"format": kp.name, "keys": keys, "errors": errors + frame_errors}
-    human = f"keys {keys or '(none)'}"
-    if out["errors"]:
-        human += "\n" + "\n".join(f"error: {e}" for e in out["errors"])
-    emit(args, out, human)
+    emit(args, out, f"keys {keys or '(none)'}")
+    if out["errors"] and not getattr(args, "json", False):
+        import sys
+
+        for e in out["errors"]:
+            print(f"accessd-cli: keypress decode: {e}", file=sys.stderr)
     return 1 if out["errors"] else 0
 
 
@@ -172,7 +174,7 @@ def register(subparsers) -> None:
     q = sub.add_parser("decode", help="every format that fits the bits, and the one chosen")
     q.add_argument("bits", nargs="?", help="the bits in wire order, e.g. 00101101000000001010001000")
     q.add_argument("--hex", help="the value as right-justified hex (with --bit-length)")
-    q.add_argument("--bit-length", type=int, metavar="N")
+    q.add_argument("--bit-length", type=int, metavar="N", help="the number of bits (with --hex)")
     q.add_argument("--format", metavar="NAME", help="decode as this format only (default: auto)")
     q.add_argument("--preference", metavar="A,B,…", help="the auto order (default H10301,H10306,C1k35s,…)")
     q.set_defaults(func=_decode)

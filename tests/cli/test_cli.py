@@ -6,6 +6,8 @@ import argparse
 import csv
 import io
 import json
+import os
+import select
 import subprocess
 import sys
 import time
@@ -58,6 +60,25 @@ def test_events_json_lines_and_filters(daemon):
     assert daemon.cli("events", "--json", "--search", str(daemon.proc.pid), check=0).stdout.strip()
 
 
+class _Lines:
+    """Lines of a pipe with a timeout (select on the raw fd, our own buffer)."""
+
+    def __init__(self, pipe) -> None:
+        self.fd = pipe.fileno()
+        self.buffer = b""
+
+    def __call__(self, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no line within {timeout} s"
+            chunk = os.read(self.fd, 65536)
+            assert chunk, "the command exited"
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode()
+
+
 def test_events_follow_starts_from_now_or_n_and_reconnects_across_a_restart(daemon_factory):
     d = daemon_factory()
     d.result("door.unlock", seconds=1)
@@ -65,23 +86,24 @@ def test_events_follow_starts_from_now_or_n_and_reconnects_across_a_restart(daem
     logged = [json.loads(x) for x in d.cli("events", "--json", check=0).stdout.splitlines()]
     follow = subprocess.Popen(
         [sys.executable, "-m", "accessd.cli", "--socket", d.socket, "events", "--follow", "-n", "1", "--json"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
     )
+    readline = _Lines(follow.stdout)
     try:
-        first = json.loads(follow.stdout.readline())
+        first = json.loads(readline())
         assert first["seq"] == logged[-1]["seq"]  # -n 1: the newest only, not the whole log
         time.sleep(0.5)
         d.stop()  # system.stopping reaches the subscriber; then the connection closes
         d.start()  # same state dir: the log and its seqs go on
-        d.result("door.lock")
+        d.result("door.unlock", seconds=1)
         seen = [first]
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not any(e["type"] == "door.locked" and e["seq"] > first["seq"] + 2 for e in seen):
-            seen.append(json.loads(follow.stdout.readline()))
+        while time.monotonic() < deadline and not any(e["type"] == "door.unlocked" and e["seq"] > first["seq"] + 2 for e in seen):
+            seen.append(json.loads(readline()))
         seqs = [e["seq"] for e in seen]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap, no repeat
         types = [e["type"] for e in seen]
-        assert "system.stopping" in types and "system.started" in types and types[-1] == "door.locked"
+        assert "system.stopping" in types and "system.started" in types and types[-1] == "door.unlocked"
     finally:
         follow.kill()
         follow.wait()
