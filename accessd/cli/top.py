@@ -1,10 +1,12 @@
-"""``accessd-cli top``: a live view of the door (rich is imported only here)."""
+"""``accessd-cli top``: a live view of the door (rich, imported only here) — not built yet."""
 
 from __future__ import annotations
 
+from .common import fail
+
 
 def _top(args) -> int:
-    raise NotImplementedError
+    raise fail("top: not implemented in this version yet (use `accessd-cli events --follow` and `status`)")
 
 
 def register(subparsers) -> None:
