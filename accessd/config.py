@@ -294,6 +294,37 @@ class FormatConfig:
             raise ConfigError(path, str(exc)) from None
 
 
+_SCHEDULE_NAME = re.compile(r"[\w.-]{1,64}", re.ASCII)
+
+
+def _name_check(kind: str):
+    return lambda v: None if _SCHEDULE_NAME.fullmatch(str(v)) else f"expected the name of a [{kind}.NAME] table"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleConfig:
+    """``[schedules.NAME]`` (accessd/access/schedule.py): in force when a weekly or dated
+    interval holds, except on the exception days and the named holiday lists' days."""
+
+    weekly: list[str] = opt(factory=list, expect="intervals such as \"Mon-Fri 07:00-19:00\"")
+    dates: list[str] = opt(factory=list, expect="dates such as \"2026-12-24 08:00-12:00\" or \"2026-07-01..2026-07-31\"")
+    exceptions: list[str] = opt(factory=list, expect="dates such as \"2026-12-31\", \"12-24..12-26\"")
+    holidays: list[str] = opt(factory=list, expect="holiday list names", check=_name_check("holidays"))
+    valid_from: str | None = opt(None, expect="a date YYYY-MM-DD")
+    valid_to: str | None = opt(None, expect="a date YYYY-MM-DD")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HolidaysConfig:
+    dates: list[str] = opt(factory=list, expect="dates YYYY-MM-DD, yearly MM-DD or ranges FIRST..LAST")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupConfig:
+    schedules: list[str] = opt(factory=list, expect="schedule names", check=_name_check("schedules"))
+    responder: bool = opt(False)  # admitted in lockdown
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     daemon: DaemonConfig = opt(factory=DaemonConfig)
@@ -302,10 +333,51 @@ class Config:
     access: AccessConfig = opt(factory=AccessConfig)
     inputs: dict[str, InputConfig] = opt(factory=dict)
     formats: list[FormatConfig] = opt(factory=list)
+    schedules: dict[str, ScheduleConfig] = opt(factory=dict)
+    holidays: dict[str, HolidaysConfig] = opt(factory=dict)
+    groups: dict[str, GroupConfig] = opt(factory=dict)
 
     def check(self, path: str) -> None:
         _check_pins(self)
         _check_wiegand_names(self)
+        from datetime import UTC
+
+        self.schedule_book(UTC)
+
+    def schedule_book(self, tz):
+        """The schedules and groups, evaluated in ``tz``; every problem names its key."""
+        from accessd.access.schedule import Group, HolidayList, Schedule, ScheduleBook, ScheduleError
+
+        for kind, table in (("schedules", self.schedules), ("holidays", self.holidays), ("groups", self.groups)):
+            for name in table:
+                if not _SCHEDULE_NAME.fullmatch(name):
+                    raise ConfigError(f"{kind}.{name}", "expected a name of letters, digits, '.', '-' or '_'")
+        holidays = {}
+        for name, h in self.holidays.items():
+            try:
+                holidays[name] = HolidayList.parse(name, h.dates)
+            except ScheduleError as exc:
+                raise ConfigError(f"holidays.{name}.dates", f"{exc.detail} in {exc.text!r}") from None
+        schedules = {}
+        for name, c in self.schedules.items():
+            for i, h in enumerate(c.holidays):
+                if h not in holidays:
+                    raise ConfigError(f"schedules.{name}.holidays[{i}]", f"no [holidays.{h}] table, got {_show(h)}")
+            try:
+                schedules[name] = Schedule.parse(name, tz, weekly=c.weekly, dates=c.dates, exceptions=c.exceptions,
+                                                 holidays=[holidays[h] for h in c.holidays], first=c.valid_from,
+                                                 last=c.valid_to)
+            except ScheduleError as exc:
+                key = next((k for k in ("weekly", "dates", "exceptions") if exc.text in getattr(c, k)), None)
+                where = f"schedules.{name}.{key}" if key else f"schedules.{name}"
+                raise ConfigError(where, f"{exc.detail} in {exc.text!r}") from None
+        groups = {}
+        for name, g in self.groups.items():
+            for i, sname in enumerate(g.schedules):
+                if sname not in schedules:
+                    raise ConfigError(f"groups.{name}.schedules[{i}]", f"no [schedules.{sname}] table, got {_show(sname)}")
+            groups[name] = Group(name=name, schedules=tuple(g.schedules), responder=g.responder)
+        return ScheduleBook(schedules, groups)
 
     def format_library(self):
         """The built-in card formats plus the custom ``[[formats]]``."""

@@ -146,13 +146,14 @@ class Access:
         self.closed = False
         self.formats = daemon.formats
         self.lockouts = LockoutRecord(self.store.state, window=cfg.lockout_window, duration=cfg.lockout_duration)
-        failures, lockouts = self.lockouts.load(now=daemon.clock(), wall=time.time())
+        failures, lockouts = self.lockouts.load(now=daemon.clock(), wall=daemon.wall())
         settings = PolicySettings(card_and_pin=cfg.card_and_pin, pin_timeout=cfg.pin_timeout,
                                   lockout_attempts=cfg.lockout_attempts, lockout_window=cfg.lockout_window,
                                   lockout_duration=cfg.lockout_duration,
                                   upstream=self.upstream.name if self.upstream else None)
+        self.book = daemon.config.schedule_book(self.tz)
         self.policy = AccessPolicy(settings, EntryListLookup(self.store), self.tz, failures=failures,
-                                   lockouts=lockouts)
+                                   lockouts=lockouts, book=self.book)
         # the pipeline of check-credential when no reader is configured
         self.default_pipeline = ReaderPipeline(cards=CardInterpreter(self.formats, CardSettings()))
         self._refs = itertools.count(1)
@@ -196,7 +197,7 @@ class Access:
         self.store.close()
 
     def status(self) -> dict:
-        now, wall = self.daemon.clock(), time.time()
+        now, wall = self.daemon.clock(), self.daemon.wall()
         locked = {r: iso(wall + until - now) for r, until in self.policy.lockouts.items() if until > now}
         return {
             "granted": self.counts["granted"],
@@ -239,7 +240,7 @@ class Access:
         """The answer of a presentation — its :class:`Decided` (``whole``) or only the
         :class:`Decision` — or a future of it."""
         if credential.kind != "pin":
-            self.latest.appendleft((time.time(), reader, credential))
+            self.latest.appendleft((self.daemon.wall(), reader, credential))
         ref = next(self._refs)
         return self._decide(Present(credential=credential, reader=reader, pin=pin, ref=ref), reader, ref=ref,
                             whole=whole)
@@ -247,7 +248,7 @@ class Access:
     def _decide(self, event, reader: str, *, ref: int | None, whole: bool = False):
         with self.daemon.relay_first():
             try:
-                actions = self.policy.handle(event, now=self.daemon.clock(), wall=time.time())
+                actions = self.policy.handle(event, now=self.daemon.clock(), wall=self.daemon.wall())
             except Exception as exc:  # a broken lookup (a damaged list, an I/O error): deny, say so
                 self._fault(event, reader, ref, exc)
             else:
@@ -276,7 +277,7 @@ class Access:
 
     def _tick(self, now: float) -> None:
         with self.daemon.relay_first():
-            self._apply(self.policy.handle(PolicyTick(), now=now, wall=time.time()))
+            self._apply(self.policy.handle(PolicyTick(), now=now, wall=self.daemon.wall()))
 
     def _apply(self, actions: list) -> None:
         """Carry out the policy's actions in order (TakeUse answers at once, in place)."""
@@ -294,7 +295,7 @@ class Access:
                     holder = self.policy.lookup.get(a.holder_id)
                     ok, remaining, error = False, holder.uses if holder else None, str(exc)
                 answer = UseTaken(token=a.token, ok=ok, remaining=remaining, error=error)
-                work.extendleft(reversed(self.policy.handle(answer, now=self.daemon.clock(), wall=time.time())))
+                work.extendleft(reversed(self.policy.handle(answer, now=self.daemon.clock(), wall=self.daemon.wall())))
             elif isinstance(a, Unlock):
                 if self.door is None:
                     log.warning("access granted at %s but no door is configured", a.reader)
@@ -307,7 +308,7 @@ class Access:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             elif isinstance(a, RecordFailure | ClearFailures | RecordLockout):
-                self.lockouts.apply(a, wall=time.time())
+                self.lockouts.apply(a, wall=self.daemon.wall())
             elif isinstance(a, Decided):
                 self._resolve(a)
 
@@ -333,7 +334,7 @@ class Access:
         event = UpstreamAnswered(token=ask.token, granted=bool(answer is not None and answer.granted),
                                  holder=answer.holder if answer is not None else None)
         with self.daemon.relay_first():
-            self._apply(self.policy.handle(event, now=self.daemon.clock(), wall=time.time()))
+            self._apply(self.policy.handle(event, now=self.daemon.clock(), wall=self.daemon.wall()))
 
     def _feedback(self, reader: str, granted: bool) -> None:
         r = self.readers.get(reader)
@@ -402,7 +403,7 @@ class Access:
         if isinstance(outcome, Rejected):
             return deny_decision("invalid_format"), outcome.fields()
         policy = self.policy.fork()
-        now, wall = self.daemon.clock(), time.time()
+        now, wall = self.daemon.clock(), self.daemon.wall()
         ref = -1
         work = deque(policy.handle(Present(credential=outcome.credential, reader=reader, pin=pin, ref=ref),
                                    now=now, wall=wall))
@@ -477,6 +478,11 @@ class Access:
             if raw.get("pin") is not None:
                 raise CommandError("invalid", f"{command}: give either pin or generate_pin")
             raw["pin"] = self.store.generate_pin(self.cfg.pin_length)
+        for key, known in (("schedule", self.book.schedules), ("group", self.book.groups)):
+            name = raw.get(key)
+            if name and str(name).strip() not in known:
+                names = ", ".join(sorted(known)) or f"none: add a [{key}s.NAME] table to the config"
+                raise CommandError("invalid", f"{command}: {key}: expected one of {names}, got {name!r}")
         return raw
 
     def _run(self, command: str, fn, *args, **kw):

@@ -35,6 +35,7 @@ REASONS = (
     "pin_timeout",
     "locked_out",
     "invalid_format",
+    "outside_schedule",  # the holder's (or their group's) schedule is not active
     "fault",  # the decision could not be made (a damaged entry list, an I/O error): denied
 )
 
@@ -55,6 +56,8 @@ class Holder:
     uses: int | None = None  # None: unlimited
     access_time: float | None = None  # None: the door's configured access_time
     conditions: str | None = None  # JSON text, kept for the event conditions of the intercom
+    schedule: str | None = None  # a [schedules.NAME]: granted only while it is active
+    group: str | None = None  # a [groups.NAME]: its schedule applies when the holder has none
     has_card: bool = False
     has_pin: bool = False
     has_qr: bool = False
@@ -146,13 +149,15 @@ def decide(
     tz: tzinfo,
     pin_ok: bool | None = None,
     locked_out: bool = False,
+    in_schedule: bool = True,
 ) -> Decision:
     """Grant or deny one presentation.
 
     ``holder`` is the holder the credential(s) identified (None: not in the list).
     ``pin_ok`` is None when no PIN check applies, else whether the PIN entered after
     a card matched that card's holder.  ``locked_out`` is the reader's brute-force
-    state: it denies even the right credential.
+    state: it denies even the right credential.  ``in_schedule`` False: the holder's (or
+    their group's) schedule is not active now (``outside_schedule``, before any use is taken).
 
     The order matters: lockout first; then the identity (unknown, wrong PIN) before
     anything that would tell a guesser about the holder; then the holder's state.
@@ -168,6 +173,8 @@ def decide(
     window = validity(holder, now, tz)
     if window is not None:
         return deny(window, holder)
+    if not in_schedule:
+        return deny("outside_schedule", holder)
     if holder.uses is not None:
         if holder.uses <= 0:
             return deny("uses_exhausted", holder)

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 
 from accessd.access.decision import Decision, Holder, decide, deny
+from accessd.access.schedule import ScheduleBook
 from accessd.protocols.credential import Credential
 
 COUNTED = ("unknown_credential", "pin_mismatch")  # the reasons that count towards a lockout
@@ -219,12 +220,14 @@ class AccessPolicy:
 
     def __init__(self, settings: PolicySettings, lookup: Lookup, tz: tzinfo, *,
                  failures: dict[str, list[float]] | None = None,
-                 lockouts: dict[str, float] | None = None) -> None:
+                 lockouts: dict[str, float] | None = None, book: ScheduleBook | None = None) -> None:
         """``failures`` (monotonic times per reader) and ``lockouts`` (monotonic end per
-        reader) restore what a previous run recorded."""
+        reader) restore what a previous run recorded; ``book`` holds the schedules and
+        groups that limit holders in time (evaluated at ``wall``)."""
         self.settings = settings
         self.lookup = lookup
         self.tz = tz
+        self.book = book if book is not None else ScheduleBook()
         self.waiting: dict[str, _Waiting] = {}
         self.failures: dict[str, deque[float]] = {r: deque(ts) for r, ts in (failures or {}).items() if ts}
         self.lockouts: dict[str, float] = dict(lockouts or {})
@@ -233,7 +236,7 @@ class AccessPolicy:
 
     def fork(self) -> AccessPolicy:
         """A copy of the state, for a dry run whose actions are not applied."""
-        other = AccessPolicy(self.settings, self.lookup, self.tz)
+        other = AccessPolicy(self.settings, self.lookup, self.tz, book=self.book)
         other.waiting = dict(self.waiting)
         other.failures = {r: deque(q) for r, q in self.failures.items()}
         other.lockouts = dict(self.lockouts)
@@ -310,7 +313,8 @@ class AccessPolicy:
                     decision = deny("locked_out")
                 else:
                     ok = holder is not None and self.lookup.pin_matches(holder.id, cred.pin)
-                    decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=ok)
+                    decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=ok,
+                                      in_schedule=self._in_schedule(holder, wall))
                 self._finish(decision, waiting.credential, reader, refs, {}, now, wall, actions)
                 return
             self._timed_out(waiting, reader, now, wall, actions)  # another card came first
@@ -337,8 +341,12 @@ class AccessPolicy:
                 pin_ok = False  # this holder's PIN alone: the card must come first
         elif e.pin is not None:
             extra["pin_ignored"] = True  # the card's holder needs no PIN: the door does not wait for it
-        self._finish(decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=pin_ok), cred, reader, refs, extra,
-                     now, wall, actions)
+        decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=pin_ok,
+                          in_schedule=self._in_schedule(holder, wall))
+        self._finish(decision, cred, reader, refs, extra, now, wall, actions)
+
+    def _in_schedule(self, holder: Holder | None, wall: float) -> bool:
+        return holder is None or self.book.allows(holder.schedule, holder.group, wall)
 
     def _expire(self, now: float, wall: float, actions: list[Action]) -> None:
         for reader, waiting in list(self.waiting.items()):

@@ -12,10 +12,10 @@ The texts::
 
     weekly = ["Mon-Fri 07:00-19:00", "Sat,Sun 10:00-12:30", "Fri 22:00-06:00"]
     dates = ["2026-12-24 08:00-12:00", "2026-07-01..2026-07-31"]
-    except = ["2026-12-31", "12-24..12-26"]
+    exceptions = ["2026-12-31", "12-24..12-26"]
     holidays = ["public"]               # [holidays.NAME] lists
-    from = "2026-01-01"                  # optional bounds (dates, inclusive)
-    to = "2026-12-31"
+    valid_from = "2026-01-01"           # optional bounds (dates, inclusive)
+    valid_to = "2026-12-31"
 
 Weekly intervals and dated intervals are in *wall-clock* time: ``07:00-19:00`` is in force
 while the device's clock shows 07:00:00 … 18:59:59.  An end at or before the start
@@ -27,10 +27,13 @@ through both passes of 02:30–03:00 (an hour longer), and ``01:00-02:30`` holds
 second 02:30; when they go forward, a start or end the clock skips is the instant of the
 change (``02:30-03:30`` begins at 03:00; an interval wholly inside the gap never runs).
 
-``except`` and holiday lists blank whole calendar days (00:00–24:00 of the date, also the
+``exceptions`` and holiday lists blank whole calendar days (00:00–24:00 of the date, also the
 part of an overnight interval that runs into it).  A date is ``YYYY-MM-DD`` (that day),
 ``MM-DD`` (every year) or a range ``A..B`` of either kind (a yearly range may wrap the
-year: ``12-30..01-02``).  ``from``/``to`` bound the schedule to whole days.
+year: ``12-30..01-02``).  ``valid_from``/``valid_to`` bound the schedule to whole days.
+
+A :class:`ScheduleBook` holds a site's schedules and access groups, and answers whether
+a holder may pass now (:meth:`ScheduleBook.allows`).
 """
 
 from __future__ import annotations
@@ -218,10 +221,10 @@ class Schedule:
                 continue
             rule = parse_dates(name, text)
             if rule.yearly or rule.first != rule.last:
-                raise ScheduleError(name, text, "from/to is one date YYYY-MM-DD")
+                raise ScheduleError(name, text, "valid_from/valid_to is one date YYYY-MM-DD")
             bounds.append(date(*rule.first))
         if bounds[0] and bounds[1] and bounds[1] < bounds[0]:
-            raise ScheduleError(name, f"{first}..{last}", "to is before from")
+            raise ScheduleError(name, f"{first}..{last}", "valid_to is before valid_from")
         tods = sorted({0} | {i.start for i in (*w, *d)} | {i.end % DAY for i in (*w, *d)})
         return cls(name, tz, w, d, tuple(parse_dates(name, t) for t in exceptions), tuple(holidays),
                    bounds[0], bounds[1], tuple(tods))
@@ -347,3 +350,39 @@ def transitions(tz: tzinfo, start: float, end: float) -> list[float]:
 def next_change(schedules: list[Schedule], ts: float) -> float | None:
     """The earliest :meth:`Schedule.next_change` of several."""
     return min((c for s in schedules if (c := s.next_change(ts)) is not None), default=None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    """``[groups.NAME]``: holders that share schedules (any of them active lets them in;
+    none: no time limit) and whether they are responders (admitted in lockdown)."""
+
+    name: str
+    schedules: tuple[str, ...] = ()
+    responder: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleBook:
+    """A site's schedules and groups, by name."""
+
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+
+    def allows(self, schedule: str | None, group: str | None, ts: float) -> bool:
+        """Whether a holder with this schedule and group may pass at ``ts``.  The holder's
+        own schedule decides when set, else the group's; a name that is not configured
+        (the config changed under the list) never allows."""
+        if schedule is not None:
+            s = self.schedules.get(schedule)
+            return s is not None and s.active(ts)
+        if group is not None:
+            g = self.groups.get(group)
+            if g is None:
+                return False
+            return not g.schedules or any((s := self.schedules.get(n)) is not None and s.active(ts) for n in g.schedules)
+        return True
+
+    def responder(self, group: str | None) -> bool:
+        g = self.groups.get(group) if group is not None else None
+        return g is not None and g.responder

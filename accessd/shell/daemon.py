@@ -81,12 +81,14 @@ def make_pin_factory(name: str):
 
 class Daemon:
     def __init__(self, config: Config, *, clock: Callable[[], float] | None = None,
-                 virtual_time: bool = False) -> None:
+                 virtual_time: bool = False, wall: Callable[[], float] | None = None) -> None:
         """``clock``: monotonic seconds (default ``time.monotonic``); ``virtual_time``: the
         scheduler's timers are not put on the loop — a test moves time with
-        ``scheduler.advance``."""
+        ``scheduler.advance``; ``wall``: Unix time for validity and schedules (default
+        ``time.time``)."""
         self.config = config
         self.clock = clock or time.monotonic
+        self.wall = wall or time.time
         self.scheduler = Scheduler(self.clock)
         self._virtual = virtual_time
         d = config.daemon

@@ -65,7 +65,7 @@ CSV_COLUMNS = (
     "notes",
 )
 # Accepted on import in addition to CSV_COLUMNS (not exported: the export keeps DESIGN's columns).
-CSV_EXTRA_COLUMNS = ("access_time",)
+CSV_EXTRA_COLUMNS = ("access_time", "schedule", "group")
 
 # The intercom's names for HID formats; stored and matched by the HID designator.
 FORMAT_ALIASES = {
@@ -134,6 +134,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE holders ADD COLUMN uses_epoch INTEGER;
     UPDATE holders SET uses_epoch = random();
+    """,
+    # 3: a holder's schedule and access group (names of the config's [schedules.*] / [groups.*])
+    """
+    ALTER TABLE holders ADD COLUMN schedule TEXT;
+    ALTER TABLE holders ADD COLUMN access_group TEXT;
     """,
 )
 
@@ -281,6 +286,14 @@ def normalize_holder(raw: dict, *, partial: bool = False) -> dict:
             if not isinstance(value, dict):
                 raise InvalidField("conditions", given["conditions"], "a JSON object")
             out["conditions"] = json.dumps(value, sort_keys=True)
+    for key in ("schedule", "group"):
+        if key in given:
+            if blank(key):
+                out[key] = None
+            elif not _NAME.fullmatch(str(given[key]).strip()):
+                raise InvalidField(key, given[key], f"the name of a configured {key} (letters, digits, '.', '-', '_')")
+            else:
+                out[key] = str(given[key]).strip()
     if out.get("valid_from") and out.get("valid_to"):
         # compare both in one zone: the order does not depend on which zone the device has
         zone = UTC
@@ -305,7 +318,10 @@ def normalize_holder(raw: dict, *, partial: bool = False) -> dict:
 
 HOLDER_COLUMNS = (
     "first_name", "last_name", "notes", "suspended", "valid_from", "valid_to", "uses", "access_time", "conditions",
+    "schedule", "group",
 )
+_NAME = re.compile(r"[\w.-]{1,64}", re.ASCII)
+_SQL_NAMES = {"group": "access_group"}  # GROUP is an SQL keyword
 HOLDER_KEYS = frozenset((*HOLDER_COLUMNS, "card", "bit_length", "format", "facility_code", "card_number", "pin", "qr"))
 
 
@@ -415,7 +431,7 @@ def migrate(
 
 _HOLDER_COLUMNS = (
     "h.id, h.first_name, h.last_name, h.notes, h.suspended, h.valid_from, h.valid_to, h.uses, h.access_time,"
-    " h.conditions, h.uses_epoch"
+    " h.conditions, h.uses_epoch, h.schedule, h.access_group"
 )
 _HAS = (
     ", EXISTS(SELECT 1 FROM credentials c WHERE c.holder_id = h.id AND c.kind = 'card')"
@@ -436,9 +452,11 @@ def _holder(row, uses: int | None) -> Holder:
         uses=uses,
         access_time=row[8],
         conditions=row[9],
-        has_card=bool(row[11]),
-        has_pin=bool(row[12]),
-        has_qr=bool(row[13]),
+        schedule=row[11],
+        group=row[12],
+        has_card=bool(row[13]),
+        has_pin=bool(row[14]),
+        has_qr=bool(row[15]),
     )
 
 
@@ -448,7 +466,7 @@ def _epoch() -> int:
 
 INSERT_HOLDER = (
     "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-    " access_time, conditions, uses_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " access_time, conditions, schedule, access_group, uses_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -457,6 +475,7 @@ def _holder_columns(f: dict) -> tuple:
     return (
         f["first_name"], f.get("last_name", ""), f.get("notes", ""), int(f.get("suspended", False)),
         f.get("valid_from"), f.get("valid_to"), f.get("uses"), f.get("access_time"), f.get("conditions"),
+        f.get("schedule"), f.get("group"),
     )
 
 
@@ -594,6 +613,8 @@ class EntryList:
             "uses": holder.uses,
             "access_time": holder.access_time,
             "conditions": json.loads(holder.conditions) if holder.conditions else None,
+            "schedule": holder.schedule,
+            "group": holder.group,
             **self.credentials(holder.id),
         }
 
@@ -691,7 +712,7 @@ class EntryList:
                     values.append(_epoch())
                 try:
                     self.conn.execute(
-                        "UPDATE holders SET " + ", ".join(f"{c} = ?" for c in columns) + " WHERE id = ?",
+                        "UPDATE holders SET " + ", ".join(f"{_SQL_NAMES.get(c, c)} = ?" for c in columns) + " WHERE id = ?",
                         values + [holder.id],
                     )
                 except sqlite3.IntegrityError:
@@ -866,8 +887,9 @@ class EntryList:
         execute = self.conn.execute
         cur = execute(
             "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-            " access_time, conditions, uses_epoch) SELECT ? + rowid, first_name, last_name, notes, suspended,"
-            " valid_from, valid_to, uses, access_time, conditions, random() FROM staging.staged ORDER BY rowid",
+            " access_time, conditions, schedule, access_group, uses_epoch) SELECT ? + rowid, first_name, last_name,"
+            " notes, suspended, valid_from, valid_to, uses, access_time, conditions, schedule, access_group, random()"
+            " FROM staging.staged ORDER BY rowid",
             (base,),
         )
         added = cur.rowcount
@@ -1111,6 +1133,8 @@ STAGING_COLUMNS = (
     "uses",
     "access_time",
     "conditions",
+    "schedule",
+    "access_group",
     "card_hex",
     "bit_length",
     "format",
@@ -1146,7 +1170,8 @@ def stage_rows(conn: sqlite3.Connection, rows: Iterable[tuple[int, dict]]) -> No
 
 
 def _staged_fields(row: tuple) -> tuple[int, dict]:
-    (line, first, last, notes, suspended, vf, vt, uses, at, cond, card_hex, bits, fmt, fc, cn, pin, qr) = row
+    (line, first, last, notes, suspended, vf, vt, uses, at, cond, sched, group, card_hex, bits, fmt, fc, cn, pin,
+     qr) = row
     fields = {
         "first_name": first,
         "last_name": last,
@@ -1157,6 +1182,8 @@ def _staged_fields(row: tuple) -> tuple[int, dict]:
         "uses": uses,
         "access_time": at,
         "conditions": cond,
+        "schedule": sched,
+        "group": group,
     }
     if card_hex is not None or cn is not None:
         fields["card"] = (card_hex, bits, fmt, fc, cn)

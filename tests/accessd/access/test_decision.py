@@ -35,6 +35,9 @@ TABLE = [
     ({"suspended": True, "valid_to": "2020-01-01"}, {}, False, "suspended", None),
     ({"valid_to": "2020-01-01", "uses": 0}, {}, False, "expired", 0),
     ({"valid_from": "2030-01-01", "uses": 0}, {}, False, "not_yet_valid", 0),
+    ({"uses": 2}, {"in_schedule": False}, False, "outside_schedule", 2),  # before uses: none is taken
+    ({"valid_to": "2020-01-01"}, {"in_schedule": False}, False, "expired", None),
+    ({"suspended": True}, {"in_schedule": False}, False, "suspended", None),
 ]
 
 

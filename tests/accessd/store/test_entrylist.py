@@ -261,9 +261,9 @@ def test_migrations_upgrade_an_old_database_keeping_its_data(tmp_path):
     conn.execute("INSERT INTO holders (first_name) VALUES ('Old')")
     conn.close()
     s = EntryList(tmp_path)
-    assert s.version == len(MIGRATIONS) == 2
+    assert s.version == len(MIGRATIONS) == 3
     assert s.get("Old").first_name == "Old"
-    assert s.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert s.conn.execute("PRAGMA user_version").fetchone()[0] == 3
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
     conn = sqlite3.connect(tmp_path / "entrylist.db")
