@@ -325,6 +325,28 @@ class GroupConfig:
     responder: bool = opt(False)  # admitted in lockdown
 
 
+_SCHEDULED_MODES = ("locked", "unlocked", "card_and_pin", "card_only", "pin_only")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModeEntryConfig:
+    schedule: str = opt(expect="a schedule name", check=_name_check("schedules"))
+    mode: str = opt(expect="a door mode", choices=_SCHEDULED_MODES)
+    first_card: bool = opt(False)  # unlocked only after a valid credential in the period
+
+    def check(self, path: str) -> None:
+        if self.first_card and self.mode != "unlocked":
+            raise ConfigError(f"{path}.first_card", f"first_card applies to mode \"unlocked\", not {_show(self.mode)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModesConfig:
+    """``[modes]`` (accessd/door/modes.py): the door's mode by schedule."""
+
+    default: str = opt("locked", choices=_SCHEDULED_MODES)
+    scheduled: list[ModeEntryConfig] = opt(factory=list)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     daemon: DaemonConfig = opt(factory=DaemonConfig)
@@ -336,13 +358,17 @@ class Config:
     schedules: dict[str, ScheduleConfig] = opt(factory=dict)
     holidays: dict[str, HolidaysConfig] = opt(factory=dict)
     groups: dict[str, GroupConfig] = opt(factory=dict)
+    modes: ModesConfig = opt(factory=ModesConfig)
 
     def check(self, path: str) -> None:
         _check_pins(self)
         _check_wiegand_names(self)
         from datetime import UTC
 
-        self.schedule_book(UTC)
+        book = self.schedule_book(UTC)
+        for i, entry in enumerate(self.modes.scheduled):
+            if entry.schedule not in book.schedules:
+                raise ConfigError(f"modes.scheduled[{i}].schedule", f"no [schedules.{entry.schedule}] table, got {_show(entry.schedule)}")
 
     def schedule_book(self, tz):
         """The schedules and groups, evaluated in ``tz``; every problem names its key."""

@@ -154,6 +154,10 @@ class Access:
         self.book = daemon.config.schedule_book(self.tz)
         self.policy = AccessPolicy(settings, EntryListLookup(self.store), self.tz, failures=failures,
                                    lockouts=lockouts, book=self.book)
+        listeners = getattr(door, "mode_listeners", None)
+        if listeners is not None:  # the door mode decides which credentials are taken
+            self.policy.mode = door.modes.mode
+            listeners.append(self._mode_changed)
         # the pipeline of check-credential when no reader is configured
         self.default_pipeline = ReaderPipeline(cards=CardInterpreter(self.formats, CardSettings()))
         self._refs = itertools.count(1)
@@ -450,6 +454,9 @@ class Access:
 
     def cmd_latest(self, params: dict) -> dict:
         return {"latest": [self._latest_entry(*e) for e in self.latest]}
+
+    def _mode_changed(self, mode: str) -> None:
+        self.policy.mode = mode
 
     def _holder_fields(self, params: dict, command: str) -> dict:
         raw = {}

@@ -36,6 +36,8 @@ REASONS = (
     "locked_out",
     "invalid_format",
     "outside_schedule",  # the holder's (or their group's) schedule is not active
+    "lockdown",  # the door is in lockdown and the holder is no responder
+    "credential_not_allowed",  # the door mode does not take this kind (a PIN in card_only, a card in pin_only)
     "fault",  # the decision could not be made (a damaged entry list, an I/O error): denied
 )
 
@@ -150,6 +152,7 @@ def decide(
     pin_ok: bool | None = None,
     locked_out: bool = False,
     in_schedule: bool = True,
+    refusal: str | None = None,
 ) -> Decision:
     """Grant or deny one presentation.
 
@@ -158,6 +161,7 @@ def decide(
     a card matched that card's holder.  ``locked_out`` is the reader's brute-force
     state: it denies even the right credential.  ``in_schedule`` False: the holder's (or
     their group's) schedule is not active now (``outside_schedule``, before any use is taken).
+    ``refusal``: the door mode refuses this holder (``lockdown``), after the identity.
 
     The order matters: lockout first; then the identity (unknown, wrong PIN) before
     anything that would tell a guesser about the holder; then the holder's state.
@@ -168,6 +172,8 @@ def decide(
         return deny("unknown_credential")
     if pin_ok is False:
         return deny("pin_mismatch", holder)
+    if refusal is not None:
+        return deny(refusal, holder)
     if holder.suspended:
         return deny("suspended", holder)
     window = validity(holder, now, tz)

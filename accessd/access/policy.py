@@ -228,6 +228,7 @@ class AccessPolicy:
         self.lookup = lookup
         self.tz = tz
         self.book = book if book is not None else ScheduleBook()
+        self.mode = "locked"  # the door mode (accessd/door/modes.py), set by the shell
         self.waiting: dict[str, _Waiting] = {}
         self.failures: dict[str, deque[float]] = {r: deque(ts) for r, ts in (failures or {}).items() if ts}
         self.lockouts: dict[str, float] = dict(lockouts or {})
@@ -237,6 +238,7 @@ class AccessPolicy:
     def fork(self) -> AccessPolicy:
         """A copy of the state, for a dry run whose actions are not applied."""
         other = AccessPolicy(self.settings, self.lookup, self.tz, book=self.book)
+        other.mode = self.mode
         other.waiting = dict(self.waiting)
         other.failures = {r: deque(q) for r, q in self.failures.items()}
         other.lockouts = dict(self.lockouts)
@@ -314,7 +316,7 @@ class AccessPolicy:
                 else:
                     ok = holder is not None and self.lookup.pin_matches(holder.id, cred.pin)
                     decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=ok,
-                                      in_schedule=self._in_schedule(holder, wall))
+                                      in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder))
                 self._finish(decision, waiting.credential, reader, refs, {}, now, wall, actions)
                 return
             self._timed_out(waiting, reader, now, wall, actions)  # another card came first
@@ -322,15 +324,21 @@ class AccessPolicy:
         if self.locked_out(reader, now):
             self._finish(deny("locked_out"), cred, reader, refs, {}, now, wall, actions)
             return
+        mode = self.mode
+        if (mode == "card_only" and cred.kind == "pin") or (mode == "pin_only" and cred.kind != "pin"):
+            # refused before the look-up: the mode never tells whether the credential is known
+            self._finish(deny("credential_not_allowed"), cred, reader, refs, {"mode": mode}, now, wall, actions)
+            return
         holder = self.lookup.find(cred)
-        if holder is None and self.settings.upstream is not None:
+        if holder is None and self.settings.upstream is not None and mode != "lockdown":
             token = next(self._tokens)
             self._pending[token] = _Pending("upstream", None, cred, reader, refs, {}, wall)
             actions.append(AskUpstream(credential=cred, reader=reader, token=token))
             return
         extra: dict = {}
         pin_ok = None
-        if holder is not None and self.settings.card_and_pin and holder.has_card and holder.has_pin:
+        card_and_pin = mode == "card_and_pin" or (self.settings.card_and_pin and mode != "card_only")
+        if holder is not None and card_and_pin and holder.has_card and holder.has_pin:
             if cred.kind == "card":
                 if e.pin is None:
                     deadline = now + self.settings.pin_timeout
@@ -342,11 +350,16 @@ class AccessPolicy:
         elif e.pin is not None:
             extra["pin_ignored"] = True  # the card's holder needs no PIN: the door does not wait for it
         decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=pin_ok,
-                          in_schedule=self._in_schedule(holder, wall))
+                          in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder))
         self._finish(decision, cred, reader, refs, extra, now, wall, actions)
 
     def _in_schedule(self, holder: Holder | None, wall: float) -> bool:
         return holder is None or self.book.allows(holder.schedule, holder.group, wall)
+
+    def _refusal(self, holder: Holder | None) -> str | None:
+        if self.mode == "lockdown" and holder is not None and not self.book.responder(holder.group):
+            return "lockdown"
+        return None
 
     def _expire(self, now: float, wall: float, actions: list[Action]) -> None:
         for reader, waiting in list(self.waiting.items()):
@@ -412,7 +425,7 @@ class AccessPolicy:
 
 def _public(extra: dict) -> dict:
     """What of a decision's extras the access event carries."""
-    return {k: v for k, v in extra.items() if k in ("upstream", "error")}
+    return {k: v for k, v in extra.items() if k in ("upstream", "error", "mode")}
 
 
 def _utc(ts: float) -> datetime:

@@ -160,7 +160,7 @@ def test_transitions_to_the_second():
     ({"dates": ["2026-02-30"]}, "office: no such date '2026-02-30' in '2026-02-30'"),
     ({"exceptions": ["2026-12-31..2026-12-01"]}, "office: the range ends before it starts"),
     ({"exceptions": ["2026-12-24..12-26"]}, "office: a range is either two dates with years or two without"),
-    ({"first": "12-01"}, "office: from/to is one date YYYY-MM-DD"),
+    ({"first": "12-01"}, "office: valid_from/valid_to is one date YYYY-MM-DD"),
 ])
 def test_parse_errors_name_the_schedule_and_text(kwargs, message):
     with pytest.raises(ScheduleError) as info:
