@@ -337,7 +337,7 @@ class AccessPolicy:
             return
         extra: dict = {}
         pin_ok = None
-        card_and_pin = mode == "card_and_pin" or (self.settings.card_and_pin and mode != "card_only")
+        card_and_pin = mode == "card_and_pin" or (self.settings.card_and_pin and mode not in ("card_only", "pin_only"))
         if holder is not None and card_and_pin and holder.has_card and holder.has_pin:
             if cred.kind == "card":
                 if e.pin is None:
