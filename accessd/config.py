@@ -239,6 +239,7 @@ class AccessConfig:
     lockout_window: float = opt(60.0, expect="a number of seconds", range=(1, 86400))
     lockout_duration: float = opt(300.0, expect="a number of seconds", range=(1, 86400))
     latest_size: int = opt(10, expect="a number of credentials", range=(1, 1000))
+    duress: str = opt("none", choices=("none", "last_digit_plus_one"))  # a duress PIN grants and raises alarm.duress
     upstream: str = opt("none", choices=("none", "fake"))
     upstream_timeout: float = opt(2.0, expect="a number of seconds", range=(0.1, 30))
     upstream_fake_grants: list[str] = opt(factory=list, expect="credential keys such as card:26:0318601, pin:1234, qr:TEXT",

@@ -149,7 +149,7 @@ class Access:
         failures, lockouts = self.lockouts.load(now=daemon.clock(), wall=daemon.wall())
         settings = PolicySettings(card_and_pin=cfg.card_and_pin, pin_timeout=cfg.pin_timeout,
                                   lockout_attempts=cfg.lockout_attempts, lockout_window=cfg.lockout_window,
-                                  lockout_duration=cfg.lockout_duration,
+                                  lockout_duration=cfg.lockout_duration, duress=cfg.duress,
                                   upstream=self.upstream.name if self.upstream else None)
         self.book = daemon.config.schedule_book(self.tz)
         self.policy = AccessPolicy(settings, EntryListLookup(self.store), self.tz, failures=failures,

@@ -57,6 +57,7 @@ class PolicySettings:
     lockout_window: float = 60.0
     lockout_duration: float = 300.0
     upstream: str | None = None  # the upstream controller's name, None: none
+    duress: str = "none"  # "last_digit_plus_one": that PIN grants as usual and raises alarm.duress
 
 
 # ------------------------------------------------------------------------ events (in)
@@ -314,10 +315,11 @@ class AccessPolicy:
                 if self.locked_out(reader, now):
                     decision = deny("locked_out")
                 else:
-                    ok = holder is not None and self.lookup.pin_matches(holder.id, cred.pin)
+                    ok, duress = self._pin_check(holder, cred.pin)
                     decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=ok,
                                       in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder))
-                self._finish(decision, waiting.credential, reader, refs, {}, now, wall, actions)
+                self._finish(decision, waiting.credential, reader, refs, {"duress": True} if duress else {}, now,
+                             wall, actions)
                 return
             self._timed_out(waiting, reader, now, wall, actions)  # another card came first
         refs = _refs(e.ref)
@@ -330,12 +332,16 @@ class AccessPolicy:
             self._finish(deny("credential_not_allowed"), cred, reader, refs, {"mode": mode}, now, wall, actions)
             return
         holder = self.lookup.find(cred)
+        extra: dict = {}
+        if holder is None and cred.kind == "pin" and (real := self._duress_real(cred.pin)) is not None:
+            holder = self.lookup.find(Credential(kind="pin", pin=real))  # a real PIN always wins over a variant
+            if holder is not None:
+                extra["duress"] = True
         if holder is None and self.settings.upstream is not None and mode != "lockdown":
             token = next(self._tokens)
             self._pending[token] = _Pending("upstream", None, cred, reader, refs, {}, wall)
             actions.append(AskUpstream(credential=cred, reader=reader, token=token))
             return
-        extra: dict = {}
         pin_ok = None
         card_and_pin = mode == "card_and_pin" or (self.settings.card_and_pin and mode not in ("card_only", "pin_only"))
         if holder is not None and card_and_pin and holder.has_card and holder.has_pin:
@@ -344,7 +350,9 @@ class AccessPolicy:
                     deadline = now + self.settings.pin_timeout
                     self.waiting[reader] = _Waiting(cred, holder.id, deadline, refs)
                     return
-                pin_ok = self.lookup.pin_matches(holder.id, e.pin)
+                pin_ok, duress = self._pin_check(holder, e.pin)
+                if duress:
+                    extra["duress"] = True
             else:
                 pin_ok = False  # this holder's PIN alone: the card must come first
         elif e.pin is not None:
@@ -352,6 +360,23 @@ class AccessPolicy:
         decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=pin_ok,
                           in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder))
         self._finish(decision, cred, reader, refs, extra, now, wall, actions)
+
+    def _duress_real(self, pin: str) -> str | None:
+        """The real PIN a duress PIN stands for (None: no duress rule)."""
+        if self.settings.duress == "last_digit_plus_one" and pin:
+            return pin[:-1] + str((int(pin[-1]) - 1) % 10)
+        return None
+
+    def _pin_check(self, holder: Holder | None, pin: str) -> tuple[bool, bool]:
+        """(the PIN is the holder's, it is their duress PIN)."""
+        if holder is None:
+            return False, False
+        if self.lookup.pin_matches(holder.id, pin):
+            return True, False
+        real = self._duress_real(pin)
+        if real is not None and self.lookup.pin_matches(holder.id, real):
+            return True, True
+        return False, False
 
     def _in_schedule(self, holder: Holder | None, wall: float) -> bool:
         return holder is None or self.book.allows(holder.schedule, holder.group, wall)
@@ -417,7 +442,10 @@ class AccessPolicy:
                   "holder": brief, "reader": reader}
         actions.append(Publish(type="access.granted", fields={**fields, **_public(extra)}))
         actions.append(Unlock(seconds=seconds, holder=brief, reader=reader))
-        actions.append(Feedback(reader=reader, granted=True))
+        actions.append(Feedback(reader=reader, granted=True))  # a duress grant looks the same at the reader
+        if extra.get("duress"):
+            actions.append(Publish(type="alarm.duress", fields={"holder": brief, "reader": reader,
+                                                                "credential": cred.to_json()}))
         if self.failures.pop(reader, None):
             actions.append(ClearFailures(reader=reader))  # a grant resets the count
         actions.append(Decided(refs=refs, decision=decision, reader=reader, extra=extra))
