@@ -53,6 +53,7 @@ from accessd.access.policy import (
     Publish,
     RecordFailure,
     RecordLockout,
+    RecordPassage,
     Reject,
     TakeUse,
     Unlock,
@@ -150,10 +151,14 @@ class Access:
         settings = PolicySettings(card_and_pin=cfg.card_and_pin, pin_timeout=cfg.pin_timeout,
                                   lockout_attempts=cfg.lockout_attempts, lockout_window=cfg.lockout_window,
                                   lockout_duration=cfg.lockout_duration, duress=cfg.duress,
+                                  passback=cfg.passback, passback_reset=cfg.passback_reset,
+                                  passback_daily=None if cfg.passback_daily is None else
+                                  int(cfg.passback_daily[:2]) * 3600 + int(cfg.passback_daily[3:]) * 60,
+                                  directions=tuple(cfg.directions.items()),
                                   upstream=self.upstream.name if self.upstream else None)
         self.book = daemon.config.schedule_book(self.tz)
         self.policy = AccessPolicy(settings, EntryListLookup(self.store), self.tz, failures=failures,
-                                   lockouts=lockouts, book=self.book)
+                                   lockouts=lockouts, book=self.book, passages=self.store.passages())
         listeners = getattr(door, "mode_listeners", None)
         if listeners is not None:  # the door mode decides which credentials are taken
             self.policy.mode = door.modes.mode
@@ -313,6 +318,8 @@ class Access:
                 task.add_done_callback(self._tasks.discard)
             elif isinstance(a, RecordFailure | ClearFailures | RecordLockout):
                 self.lockouts.apply(a, wall=self.daemon.wall())
+            elif isinstance(a, RecordPassage):
+                self.store.record_passage(a.holder_id, a.direction, a.at)
             elif isinstance(a, Decided):
                 self._resolve(a)
 

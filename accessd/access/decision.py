@@ -38,6 +38,7 @@ REASONS = (
     "outside_schedule",  # the holder's (or their group's) schedule is not active
     "lockdown",  # the door is in lockdown and the holder is no responder
     "credential_not_allowed",  # the door mode does not take this kind (a PIN in card_only, a card in pin_only)
+    "passback",  # hard anti-passback: the holder's last passage was in this direction
     "fault",  # the decision could not be made (a damaged entry list, an I/O error): denied
 )
 
@@ -153,6 +154,7 @@ def decide(
     locked_out: bool = False,
     in_schedule: bool = True,
     refusal: str | None = None,
+    passback: bool = False,
 ) -> Decision:
     """Grant or deny one presentation.
 
@@ -162,6 +164,7 @@ def decide(
     state: it denies even the right credential.  ``in_schedule`` False: the holder's (or
     their group's) schedule is not active now (``outside_schedule``, before any use is taken).
     ``refusal``: the door mode refuses this holder (``lockdown``), after the identity.
+    ``passback``: a hard anti-passback violation (``passback``), after the schedule.
 
     The order matters: lockout first; then the identity (unknown, wrong PIN) before
     anything that would tell a guesser about the holder; then the holder's state.
@@ -181,6 +184,8 @@ def decide(
         return deny(window, holder)
     if not in_schedule:
         return deny("outside_schedule", holder)
+    if passback:
+        return deny("passback", holder)
     if holder.uses is not None:
         if holder.uses <= 0:
             return deny("uses_exhausted", holder)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
 from accessd.access.decision import Decision, Holder, decide, deny
@@ -58,6 +58,10 @@ class PolicySettings:
     lockout_duration: float = 300.0
     upstream: str | None = None  # the upstream controller's name, None: none
     duress: str = "none"  # "last_digit_plus_one": that PIN grants as usual and raises alarm.duress
+    passback: str = "off"  # "soft": grant and raise alarm.passback; "hard": deny passback
+    passback_reset: float = 0.0  # seconds after which a passage no longer counts (0: never)
+    passback_daily: int | None = None  # seconds after local midnight at which every passage is forgotten
+    directions: tuple[tuple[str, str], ...] = ()  # (reader, "in" | "out")
 
 
 # ------------------------------------------------------------------------ events (in)
@@ -170,6 +174,15 @@ class RecordLockout:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordPassage:
+    """Persist a holder's passage (anti-passback): a restart keeps it."""
+
+    holder_id: int
+    direction: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decided:
     """The final decision for the presentations ``refs`` (a card and the PIN that
     completed it are one decision); ``extra`` adds what the dry run reports."""
@@ -180,7 +193,8 @@ class Decided:
     extra: dict = field(default_factory=dict)
 
 
-Action = Publish | TakeUse | Unlock | Feedback | AskUpstream | RecordFailure | ClearFailures | RecordLockout | Decided
+Action = (Publish | TakeUse | Unlock | Feedback | AskUpstream | RecordFailure | ClearFailures | RecordLockout
+          | RecordPassage | Decided)
 
 
 # ------------------------------------------------------------------------ state
@@ -221,7 +235,8 @@ class AccessPolicy:
 
     def __init__(self, settings: PolicySettings, lookup: Lookup, tz: tzinfo, *,
                  failures: dict[str, list[float]] | None = None,
-                 lockouts: dict[str, float] | None = None, book: ScheduleBook | None = None) -> None:
+                 lockouts: dict[str, float] | None = None, book: ScheduleBook | None = None,
+                 passages: dict[int, tuple[str, float]] | None = None) -> None:
         """``failures`` (monotonic times per reader) and ``lockouts`` (monotonic end per
         reader) restore what a previous run recorded; ``book`` holds the schedules and
         groups that limit holders in time (evaluated at ``wall``)."""
@@ -230,6 +245,8 @@ class AccessPolicy:
         self.tz = tz
         self.book = book if book is not None else ScheduleBook()
         self.mode = "locked"  # the door mode (accessd/door/modes.py), set by the shell
+        self.passages: dict[int, tuple[str, float]] = dict(passages or {})  # holder → (direction, wall)
+        self.directions = dict(settings.directions)
         self.waiting: dict[str, _Waiting] = {}
         self.failures: dict[str, deque[float]] = {r: deque(ts) for r, ts in (failures or {}).items() if ts}
         self.lockouts: dict[str, float] = dict(lockouts or {})
@@ -240,6 +257,7 @@ class AccessPolicy:
         """A copy of the state, for a dry run whose actions are not applied."""
         other = AccessPolicy(self.settings, self.lookup, self.tz, book=self.book)
         other.mode = self.mode
+        other.passages = dict(self.passages)
         other.waiting = dict(self.waiting)
         other.failures = {r: deque(q) for r, q in self.failures.items()}
         other.lockouts = dict(self.lockouts)
@@ -316,9 +334,11 @@ class AccessPolicy:
                     decision = deny("locked_out")
                 else:
                     ok, duress = self._pin_check(holder, cred.pin)
+                    extra = {"duress": True} if duress else {}
                     decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=ok,
-                                      in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder))
-                self._finish(decision, waiting.credential, reader, refs, {"duress": True} if duress else {}, now,
+                                      in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder),
+                                      passback=self._passback(holder, reader, wall, extra))
+                self._finish(decision, waiting.credential, reader, refs, extra if decision.granted else {}, now,
                              wall, actions)
                 return
             self._timed_out(waiting, reader, now, wall, actions)  # another card came first
@@ -358,8 +378,43 @@ class AccessPolicy:
         elif e.pin is not None:
             extra["pin_ignored"] = True  # the card's holder needs no PIN: the door does not wait for it
         decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=pin_ok,
-                          in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder))
+                          in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder),
+                          passback=self._passback(holder, reader, wall, extra))
+        if not decision.granted:
+            extra.pop("duress", None)
+            extra.pop("passback", None)
         self._finish(decision, cred, reader, refs, extra, now, wall, actions)
+
+    def _passback(self, holder: Holder | None, reader: str, wall: float, extra: dict) -> bool:
+        """True when a hard anti-passback denies; a soft one marks ``extra`` for alarm.passback."""
+        s = self.settings
+        direction = self.directions.get(reader)
+        if s.passback == "off" or direction is None or holder is None:
+            return False
+        last = self.passages.get(holder.id)
+        if last is None or last[0] != direction or not self._counts(last[1], wall):
+            return False
+        if s.passback == "hard":
+            return True
+        extra["passback"] = True
+        return False
+
+    def _counts(self, at: float, wall: float) -> bool:
+        """Whether a passage at ``at`` still counts at ``wall`` (the timed and the daily reset)."""
+        s = self.settings
+        if s.passback_reset and wall - at >= s.passback_reset:
+            return False
+        if s.passback_daily is not None:
+            local = datetime.fromtimestamp(wall, self.tz)
+            reset = datetime.combine(local.date(), time(s.passback_daily // 3600, s.passback_daily // 60 % 60),
+                                     self.tz).timestamp()
+            if reset > wall:
+                reset = datetime.combine(local.date() - timedelta(days=1),
+                                         time(s.passback_daily // 3600, s.passback_daily // 60 % 60),
+                                         self.tz).timestamp()
+            if at < reset:
+                return False
+        return True
 
     def _duress_real(self, pin: str) -> str | None:
         """The real PIN a duress PIN stands for (None: no duress rule)."""
@@ -414,6 +469,10 @@ class AccessPolicy:
         brief = holder.brief() if holder is not None else None
         if decision.granted:
             self._granted(decision, brief, holder.access_time if holder else None, cred, reader, refs, extra, actions)
+            direction = self.directions.get(reader)
+            if holder is not None and direction is not None and self.settings.passback != "off":
+                self.passages[holder.id] = (direction, wall)
+                actions.append(RecordPassage(holder_id=holder.id, direction=direction, at=wall))
             return
         fields = {"reason": decision.reason, "remaining_uses": decision.remaining_uses,
                   "credential": cred.to_json(), "holder": brief, "reader": reader}
@@ -443,6 +502,9 @@ class AccessPolicy:
         actions.append(Publish(type="access.granted", fields={**fields, **_public(extra)}))
         actions.append(Unlock(seconds=seconds, holder=brief, reader=reader))
         actions.append(Feedback(reader=reader, granted=True))  # a duress grant looks the same at the reader
+        if extra.get("passback"):
+            actions.append(Publish(type="alarm.passback", fields={"holder": brief, "reader": reader,
+                                                                  "direction": self.directions.get(reader)}))
         if extra.get("duress"):
             actions.append(Publish(type="alarm.duress", fields={"holder": brief, "reader": reader,
                                                                 "credential": cred.to_json()}))

@@ -163,6 +163,14 @@ STATE_MIGRATIONS: tuple[str, ...] = (
         until REAL NOT NULL
     );
     """,
+    # 2: anti-passback: each holder's last passage (direction, Unix time)
+    """
+    CREATE TABLE passages (
+        holder_id INTEGER PRIMARY KEY,
+        direction TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -794,6 +802,14 @@ class EntryList:
             )
             self.state.execute("DELETE FROM reader_failures WHERE reader = ?", (reader,))
         return count, until
+
+    def record_passage(self, holder_id: int, direction: str, at: float) -> None:
+        """A holder's last passage (anti-passback); committed at once."""
+        self.state.execute("INSERT OR REPLACE INTO passages (holder_id, direction, at) VALUES (?, ?, ?)",
+                           (holder_id, direction, at))
+
+    def passages(self) -> dict[int, tuple[str, float]]:
+        return {h: (d, at) for h, d, at in self.state.execute("SELECT holder_id, direction, at FROM passages")}
 
     def clear_failures(self, reader: str) -> None:
         self.state.execute("DELETE FROM reader_failures WHERE reader = ?", (reader,))

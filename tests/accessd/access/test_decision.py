@@ -41,6 +41,8 @@ TABLE = [
     ({"uses": 2}, {"refusal": "lockdown"}, False, "lockdown", 2),
     ({"suspended": True}, {"refusal": "lockdown"}, False, "lockdown", None),  # before the holder's state
     ({}, {"pin_ok": False, "refusal": "lockdown"}, False, "pin_mismatch", None),  # after the identity
+    ({"uses": 1}, {"passback": True}, False, "passback", 1),  # before uses
+    ({}, {"passback": True, "in_schedule": False}, False, "outside_schedule", None),
 ]
 
 
