@@ -245,6 +245,7 @@ class AccessConfig:
     passback_reset: float = opt(0.0, expect="a number of seconds (0: no timed reset)", range=(0, 7 * 86400))
     passback_daily: str | None = opt(None, expect="a time HH:MM", check=lambda v: None if re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(v)) else "expected a time HH:MM")
     directions: dict[str, str] = opt(factory=dict, choices=("in", "out"))
+    unsynced: str = opt("allow", choices=("allow", "deny"))  # schedule-limited holders while the clock is unsynchronised
     upstream: str = opt("none", choices=("none", "fake"))
     upstream_timeout: float = opt(2.0, expect="a number of seconds", range=(0.1, 30))
     upstream_fake_grants: list[str] = opt(factory=list, expect="credential keys such as card:26:0318601, pin:1234, qr:TEXT",

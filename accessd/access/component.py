@@ -154,7 +154,7 @@ class Access:
                                   passback=cfg.passback, passback_reset=cfg.passback_reset,
                                   passback_daily=None if cfg.passback_daily is None else
                                   int(cfg.passback_daily[:2]) * 3600 + int(cfg.passback_daily[3:]) * 60,
-                                  directions=tuple(cfg.directions.items()),
+                                  directions=tuple(cfg.directions.items()), unsynced=cfg.unsynced,
                                   upstream=self.upstream.name if self.upstream else None)
         self.book = daemon.config.schedule_book(self.tz)
         self.policy = AccessPolicy(settings, EntryListLookup(self.store), self.tz, failures=failures,
@@ -464,6 +464,9 @@ class Access:
 
     def _mode_changed(self, mode: str) -> None:
         self.policy.mode = mode
+
+    def clock_changed(self, synchronized, step) -> None:
+        self.policy.clock_synced = synchronized is not False
 
     def _holder_fields(self, params: dict, command: str) -> dict:
         raw = {}

@@ -62,6 +62,7 @@ class PolicySettings:
     passback_reset: float = 0.0  # seconds after which a passage no longer counts (0: never)
     passback_daily: int | None = None  # seconds after local midnight at which every passage is forgotten
     directions: tuple[tuple[str, str], ...] = ()  # (reader, "in" | "out")
+    unsynced: str = "allow"  # "deny": holders limited by a schedule are denied while the clock is unsynchronised
 
 
 # ------------------------------------------------------------------------ events (in)
@@ -247,6 +248,7 @@ class AccessPolicy:
         self.mode = "locked"  # the door mode (accessd/door/modes.py), set by the shell
         self.passages: dict[int, tuple[str, float]] = dict(passages or {})  # holder → (direction, wall)
         self.directions = dict(settings.directions)
+        self.clock_synced = True  # set by the shell from the kernel's clock state
         self.waiting: dict[str, _Waiting] = {}
         self.failures: dict[str, deque[float]] = {r: deque(ts) for r, ts in (failures or {}).items() if ts}
         self.lockouts: dict[str, float] = dict(lockouts or {})
@@ -258,6 +260,7 @@ class AccessPolicy:
         other = AccessPolicy(self.settings, self.lookup, self.tz, book=self.book)
         other.mode = self.mode
         other.passages = dict(self.passages)
+        other.clock_synced = self.clock_synced
         other.waiting = dict(self.waiting)
         other.failures = {r: deque(q) for r, q in self.failures.items()}
         other.lockouts = dict(self.lockouts)
@@ -434,7 +437,11 @@ class AccessPolicy:
         return False, False
 
     def _in_schedule(self, holder: Holder | None, wall: float) -> bool:
-        return holder is None or self.book.allows(holder.schedule, holder.group, wall)
+        if holder is None:
+            return True
+        if not self.clock_synced and self.settings.unsynced == "deny" and self.book.limited(holder.schedule, holder.group):
+            return False  # the wall clock cannot be trusted to say when the schedule holds
+        return self.book.allows(holder.schedule, holder.group, wall)
 
     def _refusal(self, holder: Holder | None) -> str | None:
         if self.mode == "lockdown" and holder is not None and not self.book.responder(holder.group):

@@ -383,6 +383,13 @@ class ScheduleBook:
             return not g.schedules or any((s := self.schedules.get(n)) is not None and s.active(ts) for n in g.schedules)
         return True
 
+    def limited(self, schedule: str | None, group: str | None) -> bool:
+        """Whether such a holder is limited in time at all."""
+        if schedule is not None:
+            return True
+        g = self.groups.get(group) if group is not None else None
+        return group is not None and (g is None or bool(g.schedules))
+
     def responder(self, group: str | None) -> bool:
         g = self.groups.get(group) if group is not None else None
         return g is not None and g.responder

@@ -273,6 +273,13 @@ class DoorController:
         if self._mode_at is None:
             self._plan_modes()
 
+    def clock_changed(self, synchronized, step) -> None:
+        """The wall clock stepped (or its state changed): read the schedules now."""
+        if step is not None and self.modes.entries:
+            self._mode_at = None
+            self._mode_changes(self.modes.evaluate(self.daemon.wall()))
+            self._reschedule()
+
     def set_lockdown(self, on: bool) -> dict:
         self._mode_changes(self.modes.set_lockdown(on))
         return self.door_status()

@@ -59,3 +59,49 @@ def clock_status(adjtimex=None) -> dict:
     return {"synchronized": synchronized(rc, tx), "state": _STATES.get(rc, str(rc)),
             "maxerror_us": tx.maxerror, "esterror_us": tx.esterror, "sta_unsync": bool(tx.status & STA_UNSYNC),
             "source": "adjtimex"}
+
+
+CLOCK_POLL = 10.0  # seconds between reads of the kernel clock state
+STEP = 1.0  # a change of wall minus monotonic larger than this is a step
+
+
+class ClockWatch:
+    """Watches the wall clock on the shell's scheduler: ``system.clock_synced`` /
+    ``system.clock_unsynced`` when the kernel's state changes after start (the state at start
+    is in ``status.clock``), ``system.clock_step``
+    (``seconds``) when the wall clock jumps against the monotonic one; each calls the
+    ``listeners`` (the door modes re-read their schedules at once, the access policy learns
+    whether the clock is synchronised)."""
+
+    def __init__(self, daemon, *, read=clock_status) -> None:
+        self.daemon = daemon
+        self.read = read
+        self.listeners: list = []  # called with (synchronized: bool | None, step: float | None)
+        self.synchronized: bool | None = None
+        self._offset = daemon.wall() - daemon.clock()
+        self._next = daemon.clock()  # read at the first tick
+        self._started = False
+        daemon.scheduler.add("clock", lambda: self._next, self.tick)
+        daemon.register_status("clock", self.status)
+
+    def status(self) -> dict:
+        return self.read()
+
+    def tick(self, now: float) -> None:
+        self._next = now + CLOCK_POLL
+        synced = self.read().get("synchronized")
+        offset = self.daemon.wall() - now
+        step = offset - self._offset
+        self._offset = offset
+        changed = synced != self.synchronized and self._started  # the state at start is in status only
+        first = not self._started
+        self.synchronized = synced
+        if changed:
+            self.daemon.publish("system.clock_synced" if synced else "system.clock_unsynced", synchronized=synced)
+        stepped = abs(step) > STEP and self._started
+        if stepped:
+            self.daemon.publish("system.clock_step", seconds=round(step, 3))
+        self._started = True
+        if changed or stepped or first:
+            for listener in self.listeners:
+                listener(synced, step if stepped else None)

@@ -44,7 +44,7 @@ from accessd import __version__
 from accessd.config import Config
 from accessd.errors import CommandError, ConfigError
 from accessd.events import Event
-from accessd.shell.clock import clock_status
+from accessd.shell.clock import ClockWatch
 from accessd.shell.eventlog import PAGE_MAX, EventLog
 from accessd.shell.scheduler import Scheduler
 from accessd.shell.sdnotify import Notifier
@@ -195,7 +195,6 @@ class Daemon:
                 "log": {"last_seq": self._seq, "write_error": self.log.write_error,
                         "corrupt_file_kept": self.log_corrupt.kept if self.log_corrupt else None},
             },
-            "clock": clock_status(),
             "readers": {rid: r.status() for rid, r in self.readers.items()},
             "counts": {"clients": len(self.server.connections), "subscribers": len(self.server.subscribers)},
         }
@@ -299,7 +298,10 @@ class Daemon:
 
         self.door = DoorController(self)
         self.components.append(self.door)
+        self.clockwatch = ClockWatch(self)
         self.access = Access(self, door=self.door, readers=self.readers)
+        self.clockwatch.listeners.append(self.door.clock_changed)
+        self.clockwatch.listeners.append(self.access.clock_changed)
         for name in READERS:
             component = importlib.import_module(name).create(self, self.access)
             if component is None:

@@ -113,3 +113,63 @@ def test_wall_steps_never_extend_an_unlock_or_a_lockout_and_modes_follow(tmp_pat
             await task
 
     asyncio.run(main())
+
+
+def test_clock_watch_events_steps_and_the_unsynced_policy(tmp_path):
+    text = (f'[daemon]\nsocket = "{tmp_path}/a.sock"\nstate_dir = "{tmp_path}/state"\npin_factory = "mock"\n'
+            f'flush_interval = 0.05\ntimezone = "Europe/Berlin"\n{CONFIG}\nunsynced = "deny"\n')
+    clock = VirtualClock(1000.0)
+    offset = [at(2026, 11, 30, 7, 0) - 1000.0]
+    synced = [True]
+
+    def wall():
+        return clock.now + offset[0]
+
+    async def main():
+        d = Daemon(parse_config(tomllib.loads(text)), clock=clock, virtual_time=True, wall=wall)
+        events: list[dict] = []
+        publish = d.publish
+
+        def record(type, **fields):  # noqa: A002
+            out = publish(type, **fields)
+            events.append(out)
+            return out
+
+        d.publish = record
+        task = asyncio.create_task(d.run())
+        while d.server._server is None:
+            if task.done():
+                await task
+            await asyncio.sleep(0.01)
+        d.clockwatch.read = lambda: {"synchronized": synced[0]}  # before its first tick (virtual time)
+        try:
+            s = d.access.store
+            s.add(first_name="Ann", card="1", bit_length=26, schedule="office")
+            s.add(first_name="Bob", card="2", bit_length=26)
+            d.scheduler.advance(clock, 0)
+            assert not [e for e in events if e["type"].startswith("system.clock")]  # the start is in status
+            offset[0] += 3600  # 08:00: a step forward
+            d.scheduler.advance(clock, 10)
+            (step,) = [e for e in events if e["type"] == "system.clock_step"]
+            assert step["seconds"] == 3600
+            assert d.door.door_status()["mode"]["mode"] == "unlocked"  # modes re-read at the step
+            present = d.access.present
+            ann = present(Credential.card("1", 26), "r1")
+            assert (await ann if isinstance(ann, asyncio.Future) else ann).granted
+            synced[0] = False
+            d.scheduler.advance(clock, 10)
+            assert [e["type"] for e in events if e["type"].startswith("system.clock_")][-1] == "system.clock_unsynced"
+            ann = present(Credential.card("1", 26), "r1")
+            assert (await ann if isinstance(ann, asyncio.Future) else ann).reason == "outside_schedule"
+            bob = present(Credential.card("2", 26), "r1")
+            assert (await bob if isinstance(bob, asyncio.Future) else bob).granted  # no schedule: not limited
+            synced[0] = True
+            d.scheduler.advance(clock, 10)
+            assert [e["type"] for e in events if e["type"].startswith("system.clock_")][-1] == "system.clock_synced"
+            ann = present(Credential.card("1", 26), "r1")
+            assert (await ann if isinstance(ann, asyncio.Future) else ann).granted
+        finally:
+            d.request_stop()
+            await task
+
+    asyncio.run(main())
