@@ -352,6 +352,7 @@ class ModesConfig:
 
     default: str = opt("locked", choices=_SCHEDULED_MODES)
     scheduled: list[ModeEntryConfig] = opt(factory=list)
+    lockdown_input: str | None = opt(None, expect="an input name")  # active: lockdown, inactive: lifted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -373,6 +374,9 @@ class Config:
         from datetime import UTC
 
         book = self.schedule_book(UTC)
+        li = self.modes.lockdown_input
+        if li is not None and li not in self.inputs and li not in ("contact", "rex", "tamper"):
+            raise ConfigError("modes.lockdown_input", f"no such input (an [inputs.NAME] or tamper), got {_show(li)}")
         for i, entry in enumerate(self.modes.scheduled):
             if entry.schedule not in book.schedules:
                 raise ConfigError(f"modes.scheduled[{i}].schedule", f"no [schedules.{entry.schedule}] table, got {_show(entry.schedule)}")

@@ -398,6 +398,8 @@ class DoorController:
                 self.daemon.publish("tamper", input=change.name, state=change.state)
             elif change.name == "tamper" and change.state == "active":
                 self.daemon.publish("tamper", input=change.name, state=change.state)
+            if change.name == self.daemon.config.modes.lockdown_input and not change.fault:
+                self._mode_changes(self.modes.set_lockdown(change.state == "active"))
             if change.name == "contact" and not change.fault:
                 is_open = change.state == "active"
                 if is_open != self.door.contact_open:  # timed from when the level began

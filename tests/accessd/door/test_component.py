@@ -675,3 +675,14 @@ def test_relay_write_failure_is_contained(make, monkeypatch, caplog):
     ctl.grant(seconds=None, holder=None, reader="r")  # does not raise into the access path
     assert d.events[-1][0] == "door.locked" and "Input/output error" in d.events[-1][1]["error"]
     assert pin(d, 22).state is False and not ctl.door.unlocked
+
+
+def test_lockdown_input_sets_and_lifts_lockdown(make):
+    clock = Clock()
+    d, ctl = make('[inputs.panic]\npin = 5\nnormal_state = "open"\n[modes]\nlockdown_input = "panic"\n', clock=clock)
+    set_input(d, ctl, "panic", "active", clock)
+    modes = [f for t, f in d.events if t == "door.mode"]
+    assert modes[-1]["mode"] == "lockdown" and modes[-1]["source"] == "command"
+    set_input(d, ctl, "panic", "inactive", clock)
+    modes = [f for t, f in d.events if t == "door.mode"]
+    assert modes[-1]["mode"] == "locked" and ctl.door_status()["mode"]["lockdown"] is False
