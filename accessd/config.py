@@ -319,6 +319,7 @@ class ScheduleConfig:
     holidays: list[str] = opt(factory=list, expect="holiday list names", check=_name_check("holidays"))
     valid_from: str | None = opt(None, expect="a date YYYY-MM-DD")
     valid_to: str | None = opt(None, expect="a date YYYY-MM-DD")
+    ical: str | None = opt(None, expect="an absolute path", check=_abs_path)  # an .ics file's VEVENTs (RRULE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -400,10 +401,20 @@ class Config:
             for i, h in enumerate(c.holidays):
                 if h not in holidays:
                     raise ConfigError(f"schedules.{name}.holidays[{i}]", f"no [holidays.{h}] table, got {_show(h)}")
+            events = ()
+            if c.ical is not None:
+                from accessd.access.ical import IcalError, parse_ical
+
+                try:
+                    events = parse_ical(Path(c.ical).read_bytes(), tz)
+                except OSError as exc:
+                    raise ConfigError(f"schedules.{name}.ical", f"cannot read {c.ical}: {exc.strerror}") from None
+                except IcalError as exc:
+                    raise ConfigError(f"schedules.{name}.ical", f"{c.ical}: {exc}") from None
             try:
                 schedules[name] = Schedule.parse(name, tz, weekly=c.weekly, dates=c.dates, exceptions=c.exceptions,
                                                  holidays=[holidays[h] for h in c.holidays], first=c.valid_from,
-                                                 last=c.valid_to)
+                                                 last=c.valid_to, events=events)
             except ScheduleError as exc:
                 key = next((k for k in ("weekly", "dates", "exceptions") if exc.text in getattr(c, k)), None)
                 where = f"schedules.{name}.{key}" if key else f"schedules.{name}"

@@ -206,12 +206,13 @@ class Schedule:
     holidays: tuple[HolidayList, ...] = ()
     first: date | None = None
     last: date | None = None
+    events: tuple = ()  # iCalendar VEVENTs (accessd/access/ical.py), in force at their occurrences
     _tods: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def parse(cls, name: str, tz: tzinfo, *, weekly: list[str] = (), dates: list[str] = (),
               exceptions: list[str] = (), holidays: list[HolidayList] = (), first: str | None = None,
-              last: str | None = None) -> Schedule:
+              last: str | None = None, events: tuple = ()) -> Schedule:
         w = tuple(Weekly.parse(name, t) for t in weekly)
         d = tuple(Dated.parse(name, t) for t in dates)
         bounds = []
@@ -227,7 +228,7 @@ class Schedule:
             raise ScheduleError(name, f"{first}..{last}", "valid_to is before valid_from")
         tods = sorted({0} | {i.start for i in (*w, *d)} | {i.end % DAY for i in (*w, *d)})
         return cls(name, tz, w, d, tuple(parse_dates(name, t) for t in exceptions), tuple(holidays),
-                   bounds[0], bounds[1], tuple(tods))
+                   bounds[0], bounds[1], tuple(events), tuple(tods))
 
     # -- evaluation on the wall clock
     def off_day(self, d: date) -> bool:
@@ -255,6 +256,8 @@ class Schedule:
     def active(self, ts: float) -> bool:
         tz = self.tz
         wall = datetime.fromtimestamp(ts, tz)
+        if self.events and not self.off_day(wall.date()) and any(e.active(ts, tz) for e in self.events):
+            return True
         if datetime.fromtimestamp(ts - 2 * DAY, tz).utcoffset() == datetime.fromtimestamp(ts + 2 * DAY, tz).utcoffset():
             return self.active_local(wall.replace(tzinfo=None))  # no DST change near: the wall clock is the span
         d = wall.date()
@@ -304,7 +307,8 @@ class Schedule:
         for _ in range(0, HORIZON_DAYS, 7):
             days = [day + timedelta(days=k) for k in range(9)]
             limit = self._instant(days[7], 0)
-            found = sorted(c for d in days for c in self._candidates(d) if ts < c <= limit)
+            found = sorted({c for d in days for c in self._candidates(d) if ts < c <= limit}
+                           | {c for e in self.events for c in e.boundaries(ts, limit, self.tz)})
             for c in found:
                 if self.active(c) != now:
                     return c
