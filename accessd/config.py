@@ -333,6 +333,38 @@ class GroupConfig:
     responder: bool = opt(False)  # admitted in lockdown
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputConfig:
+    """``[outputs.NAME]``: an auxiliary output (siren, light, a second relay), wired like the lock relay."""
+
+    pin: int = opt(expect="a BCM GPIO number", range=(0, 53))
+    normal_state: str = opt("open", choices=("open", "closed"))
+    active_high: bool = opt(True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PulseConfig:
+    output: str = opt(expect="an [outputs.NAME]")
+    seconds: float = opt(1.0, expect="a number of seconds", range=(0.05, 86400))
+
+
+_RULE_EVENT = re.compile(r"rule(\.[a-z_]+)+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleConfig:
+    """``[[rules]]`` (accessd/rules/engine.py)."""
+
+    name: str = opt(expect="a rule name", check=_name_check("rules"))
+    on: str | None = opt(None, expect="an event type glob such as \"access.granted\"")
+    match: dict[str, str] = opt(factory=dict, expect="a field value as text (\"3\", \"true\")")
+    schedule: str | None = opt(None, expect="a schedule name")
+    holder_condition: str | None = opt(None, expect="a key of the holder's event conditions")
+    pulse: PulseConfig | None = opt(None)
+    unlock: float | None = opt(None, expect="a number of seconds", range=(1, 3600))
+    publish: str | None = opt(None, expect="an event type rule.NAME", check=lambda v: None if _RULE_EVENT.fullmatch(str(v)) else "expected an event type rule.NAME")
+
+
 _SCHEDULED_MODES = ("locked", "unlocked", "card_and_pin", "card_only", "pin_only")
 
 
@@ -368,6 +400,8 @@ class Config:
     holidays: dict[str, HolidaysConfig] = opt(factory=dict)
     groups: dict[str, GroupConfig] = opt(factory=dict)
     modes: ModesConfig = opt(factory=ModesConfig)
+    outputs: dict[str, OutputConfig] = opt(factory=dict)
+    rules: list[RuleConfig] = opt(factory=list)
 
     def check(self, path: str) -> None:
         _check_pins(self)
@@ -375,6 +409,15 @@ class Config:
         from datetime import UTC
 
         book = self.schedule_book(UTC)
+        seen: set[str] = set()
+        for i, r in enumerate(self.rules):
+            if r.name in seen:
+                raise ConfigError(f"rules[{i}].name", f"two rules are named {_show(r.name)}")
+            seen.add(r.name)
+            if r.schedule is not None and r.schedule not in book.schedules:
+                raise ConfigError(f"rules[{i}].schedule", f"no [schedules.{r.schedule}] table, got {_show(r.schedule)}")
+            if r.pulse is not None and r.pulse.output not in self.outputs:
+                raise ConfigError(f"rules[{i}].pulse.output", f"no [outputs.{r.pulse.output}] table, got {_show(r.pulse.output)}")
         li = self.modes.lockdown_input
         if li is not None and li not in self.inputs and li not in ("contact", "rex", "tamper"):
             raise ConfigError("modes.lockdown_input", f"no such input (an [inputs.NAME] or tamper), got {_show(li)}")
@@ -474,6 +517,8 @@ def _check_pins(cfg: Config) -> None:
     for name, inp in cfg.inputs.items():
         if inp.pin is not None:
             used.append((f"inputs.{name}.pin", inp.pin))
+    for name, out in cfg.outputs.items():
+        used.append((f"outputs.{name}.pin", out.pin))
     spi = [inp for inp in cfg.inputs.values() if inp.adc is not None]
     if spi:
         used += [("SPI0 SCLK", 11), ("SPI0 MOSI", 10), ("SPI0 MISO", 9)]

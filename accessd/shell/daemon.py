@@ -110,6 +110,7 @@ class Daemon:
         self.door = None
         self.readers: dict = {}  # reader id → Reader
         self.components: list = []
+        self.event_hooks: list = []  # called with each published event (after the log and subscribers)
         self._status: dict[str, Callable[[], object]] = {}
         self._seq = 0
         self._early: list[tuple[float, str, dict]] = []  # published before the log opened
@@ -133,6 +134,11 @@ class Daemon:
             self._held.append(data)
         else:
             self.server.publish(data)
+        for hook in self.event_hooks:  # the rules
+            try:
+                hook(data)
+            except Exception:  # noqa: BLE001 - a rule's failure never costs the event
+                log.exception("event hook failed for %s", type)
         return data
 
     @contextlib.contextmanager
@@ -312,6 +318,11 @@ class Daemon:
                 self.readers[reader.id] = reader
             self.components.append(component)
         self.components.append(self.access)
+        if self.config.rules or self.config.outputs:
+            from accessd.rules.component import RulesComponent
+
+            self.rules = RulesComponent(self, door=self.door, store=self.access.store)
+            self.components.append(self.rules)
 
     async def _watchdog(self, interval: float) -> None:
         # Pinged from the loop itself: a blocked loop stops the pings and systemd restarts us.
