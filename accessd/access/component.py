@@ -189,6 +189,7 @@ class Access:
         self.holder_count = self.store.count()  # kept up to date by the commands (no count(*) per status)
         daemon.register_status("counts.holders", lambda: self.holder_count)
         daemon.register_status("access", self.status)
+        daemon.register_command("schedules.list", self.cmd_schedules)
 
     async def start(self) -> None:
         pass
@@ -461,6 +462,21 @@ class Access:
 
     def cmd_latest(self, params: dict) -> dict:
         return {"latest": [self._latest_entry(*e) for e in self.latest]}
+
+    def cmd_schedules(self, params: dict) -> dict:
+        """``schedules.list``: every schedule, whether it is active now and when it next changes; the groups."""
+        wall = self.daemon.wall()
+        name = params.get("name")
+        if name is not None and name not in self.book.schedules:
+            raise CommandError("not_found", f"schedules.list: no schedule {name!r}")
+        out = {}
+        for sname, s in self.book.schedules.items():
+            if name is not None and sname != name:
+                continue
+            nxt = s.next_change(wall)
+            out[sname] = {"active": s.active(wall), "next_change": iso(nxt) if nxt is not None else None}
+        groups = {g.name: {"schedules": list(g.schedules), "responder": g.responder} for g in self.book.groups.values()}
+        return {"schedules": out, "groups": groups}
 
     def _mode_changed(self, mode: str) -> None:
         self.policy.mode = mode

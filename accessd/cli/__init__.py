@@ -15,7 +15,8 @@ import sys
 from .common import Client, Exit, add_json, call, emit, socket_path, write_error
 
 # Modules that add command groups (holders, door, wiegand, …).
-GROUPS: tuple[str, ...] = ("accessd.cli.door", "accessd.cli.holders", "accessd.cli.rules", "accessd.cli.wiegand")
+GROUPS: tuple[str, ...] = ("accessd.cli.door", "accessd.cli.holders", "accessd.cli.rules", "accessd.cli.schedules",
+                             "accessd.cli.wiegand")
 
 
 def _cmd_status(args) -> int:
