@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tomllib
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -277,3 +278,46 @@ def test_daemon_modes_in_virtual_time(tmp_path):
             await task
 
     asyncio.run(main())
+
+
+def test_daemon_mode_changes_across_dst_at_their_second(tmp_path):
+    """Clocks forward (2026-03-29) and back (2026-10-25): the unlock and relock instants."""
+    text = (f'[daemon]\nsocket = "{tmp_path}/a.sock"\nstate_dir = "{tmp_path}/state"\npin_factory = "mock"\n'
+            f'flush_interval = 0.05\ntimezone = "Europe/Berlin"\n'
+            '[schedules.s]\nweekly = ["Sun 02:30-03:30"]\n[[modes.scheduled]]\nschedule = "s"\nmode = "unlocked"\n')
+    for day, expected in (
+        ((2026, 3, 29), ["2026-03-29T01:00:00+00:00", "2026-03-29T01:30:00+00:00"]),  # 03:00 CEST (the gap), 03:30
+        ((2026, 10, 25), ["2026-10-25T00:30:00+00:00", "2026-10-25T02:30:00+00:00"]),  # 02:30 CEST … 03:30 CET
+    ):
+        clock = VirtualClock(1000.0)
+        wall0 = at(*day, 0, 0)
+
+        def wall(clock=clock, wall0=wall0):
+            return wall0 + (clock.now - 1000.0)
+
+        async def main(clock=clock, wall=wall):
+            d = Daemon(parse_config(tomllib.loads(text)), clock=clock, virtual_time=True, wall=wall)
+            seen = []
+            publish = d.publish
+
+            def record(type, **fields):  # noqa: A002
+                if type in ("door.unlocked", "door.locked"):
+                    seen.append((type, datetime.fromtimestamp(wall(), ZoneInfo("UTC")).isoformat()))
+                return publish(type, **fields)
+
+            d.publish = record
+            task = asyncio.create_task(d.run())
+            while d.server._server is None:
+                if task.done():
+                    await task
+                await asyncio.sleep(0.01)
+            try:
+                d.scheduler.advance(clock, 6 * 3600)
+                return seen
+            finally:
+                d.request_stop()
+                await task
+
+        seen = asyncio.run(main())
+        assert seen == [("door.unlocked", expected[0]), ("door.locked", expected[1])], day
+        shutil.rmtree(tmp_path / "state", ignore_errors=True)
