@@ -4,12 +4,15 @@ config, the entry list and an in-process daemon in virtual time."""
 from __future__ import annotations
 
 import asyncio
+import os
 import tomllib
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from accessd.protocols.credential import Credential
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from accessd.access.decision import REASONS, Holder
 from accessd.access.policy import AccessPolicy, Decided, PolicySettings, Present, Publish, TakeUse
@@ -212,3 +215,69 @@ def test_in_a_daemon_the_holder_is_denied_outside_and_granted_inside(tmp_path):
             await task
 
     assert asyncio.run(main()) == ["outside_schedule", None, None, "outside_schedule"]
+
+
+# ------------------------------------------------------------------------ the property: decisions
+
+FUZZ_EXAMPLES = int(os.environ.get("ACCESSD_FUZZ_EXAMPLES", "2000"))  # as tests/conftest.py
+DAYNAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@st.composite
+def sites(draw):
+    """A book of 1–4 schedules (hour-aligned weekly intervals) and 0–3 groups, and a holder."""
+    names = [f"s{i}" for i in range(draw(st.integers(1, 4)))]
+    spans = {}
+    schedules = {}
+    for n in names:
+        items = []
+        for _ in range(draw(st.integers(0, 3))):
+            day = draw(st.integers(0, 6))
+            start, end = draw(st.integers(0, 23)), draw(st.integers(1, 24))
+            if end == start:
+                continue
+            items.append((day, start, end if end > start else end + 24))
+        spans[n] = items
+        schedules[n] = Schedule.parse(n, TZ, weekly=[f"{DAYNAMES[d]} {a:02d}:00-{b % 24 if b != 24 else 24:02d}:00"
+                                                     for d, a, b in items])
+    groups = {f"g{i}": Group(name=f"g{i}", schedules=tuple(draw(st.lists(st.sampled_from(names), max_size=3))))
+              for i in range(draw(st.integers(0, 3)))}
+    schedule = draw(st.one_of(st.none(), st.sampled_from(names), st.just("missing")))
+    group = draw(st.one_of(st.none(), st.sampled_from(sorted(groups) or ["none"]), st.just("missing")))
+    return ScheduleBook(schedules, groups), spans, schedule, group
+
+
+def reference_allows(spans, groups, schedule, group, ts) -> bool:
+    """Every interval of every relevant schedule checked on the wall clock (no DST near these instants)."""
+    wall = datetime.fromtimestamp(ts, TZ).replace(tzinfo=None)
+
+    def active(name):
+        for day, start, end in spans.get(name, []):
+            for k in (0, 1):
+                d = wall.date() - timedelta(days=k)
+                if d.weekday() == day:
+                    base = datetime(d.year, d.month, d.day)
+                    if base + timedelta(hours=start) <= wall < base + timedelta(hours=end):
+                        return True
+        return False
+
+    if schedule is not None:
+        return schedule in spans and active(schedule)
+    if group is not None:
+        g = groups.get(group)
+        return g is not None and (not g.schedules or any(active(n) for n in g.schedules))
+    return True
+
+
+@pytest.mark.fuzz
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sites(), st.floats(at(2026, 5, 1), at(2026, 9, 1)))
+def test_decisions_match_brute_force(site, ts):
+    book, spans, schedule, group = site
+    h = Holder(id=1, first_name="Ann", has_card=True, schedule=schedule, group=group)
+    p = AccessPolicy(PolicySettings(), Lookup(h), TZ, book=book)
+    actions = p.handle(Present(credential=CARD, reader="r1", ref=1), now=0.0, wall=ts)
+    (d,) = [a for a in actions if isinstance(a, Decided)]
+    allowed = reference_allows(spans, book.groups, schedule, group, ts)
+    assert d.decision.granted == allowed
+    assert d.decision.reason == (None if allowed else "outside_schedule")
