@@ -241,6 +241,13 @@ class AccessConfig:
     lockout_window: float = opt(60.0, expect="a number of seconds", range=(1, 86400))
     lockout_duration: float = opt(300.0, expect="a number of seconds", range=(1, 86400))
     latest_size: int = opt(10, expect="a number of credentials", range=(1, 1000))
+    duress: str = opt("none", choices=("none", "last_digit_plus_one"))  # a duress PIN grants and raises alarm.duress
+    # anti-passback over readers with a direction
+    passback: str = opt("off", choices=("off", "soft", "hard"))
+    passback_reset: float = opt(0.0, expect="a number of seconds (0: no timed reset)", range=(0, 7 * 86400))
+    passback_daily: str | None = opt(None, expect="a time HH:MM", check=lambda v: None if re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(v)) else "expected a time HH:MM")
+    directions: dict[str, str] = opt(factory=dict, choices=("in", "out"))
+    unsynced: str = opt("allow", choices=("allow", "deny"))  # schedule-limited holders while the clock is unsynchronised
     upstream: str = opt("none", choices=("none", "fake"))
     upstream_timeout: float = opt(2.0, expect="a number of seconds", range=(0.1, 30))
     upstream_fake_grants: list[str] = opt(factory=list, expect="credential keys such as card:26:0318601, pin:1234, qr:TEXT",
@@ -296,6 +303,93 @@ class FormatConfig:
             raise ConfigError(path, str(exc)) from None
 
 
+_SCHEDULE_NAME = re.compile(r"[\w.-]{1,64}", re.ASCII)
+
+
+def _name_check(kind: str):
+    return lambda v: None if _SCHEDULE_NAME.fullmatch(str(v)) else f"expected the name of a [{kind}.NAME] table"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleConfig:
+    """``[schedules.NAME]`` (accessd/access/schedule.py): in force when a weekly or dated
+    interval holds, except on the exception days and the named holiday lists' days."""
+
+    weekly: list[str] = opt(factory=list, expect="intervals such as \"Mon-Fri 07:00-19:00\"")
+    dates: list[str] = opt(factory=list, expect="dates such as \"2026-12-24 08:00-12:00\" or \"2026-07-01..2026-07-31\"")
+    exceptions: list[str] = opt(factory=list, expect="dates such as \"2026-12-31\", \"12-24..12-26\"")
+    holidays: list[str] = opt(factory=list, expect="holiday list names", check=_name_check("holidays"))
+    valid_from: str | None = opt(None, expect="a date YYYY-MM-DD")
+    valid_to: str | None = opt(None, expect="a date YYYY-MM-DD")
+    ical: str | None = opt(None, expect="an absolute path", check=_abs_path)  # an .ics file's VEVENTs (RRULE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HolidaysConfig:
+    dates: list[str] = opt(factory=list, expect="dates YYYY-MM-DD, yearly MM-DD or ranges FIRST..LAST")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupConfig:
+    schedules: list[str] = opt(factory=list, expect="schedule names", check=_name_check("schedules"))
+    responder: bool = opt(False)  # admitted in lockdown
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputConfig:
+    """``[outputs.NAME]``: an auxiliary output (siren, light, a second relay), wired like the lock relay."""
+
+    pin: int = opt(expect="a BCM GPIO number", range=(0, 53))
+    normal_state: str = opt("open", choices=("open", "closed"))
+    active_high: bool = opt(True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PulseConfig:
+    output: str = opt(expect="an [outputs.NAME]")
+    seconds: float = opt(1.0, expect="a number of seconds", range=(0.05, 86400))
+
+
+_RULE_EVENT = re.compile(r"rule(\.[a-z_]+)+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleConfig:
+    """``[[rules]]`` (accessd/rules/engine.py)."""
+
+    name: str = opt(expect="a rule name", check=_name_check("rules"))
+    on: str | None = opt(None, expect="an event type glob such as \"access.granted\"")
+    match: dict[str, str] = opt(factory=dict, expect="a field value as text (\"3\", \"true\")")
+    schedule: str | None = opt(None, expect="a schedule name")
+    holder_condition: str | None = opt(None, expect="a key of the holder's event conditions")
+    pulse: PulseConfig | None = opt(None)
+    unlock: float | None = opt(None, expect="a number of seconds", range=(1, 3600))
+    publish: str | None = opt(None, expect="an event type rule.NAME", check=lambda v: None if _RULE_EVENT.fullmatch(str(v)) else "expected an event type rule.NAME")
+
+
+_SCHEDULED_MODES = ("locked", "unlocked", "card_and_pin", "card_only", "pin_only")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModeEntryConfig:
+    schedule: str = opt(expect="a schedule name", check=_name_check("schedules"))
+    mode: str = opt(expect="a door mode", choices=_SCHEDULED_MODES)
+    first_card: bool = opt(False)  # unlocked only after a valid credential in the period
+
+    def check(self, path: str) -> None:
+        if self.first_card and self.mode != "unlocked":
+            raise ConfigError(f"{path}.first_card", f"first_card applies to mode \"unlocked\", not {_show(self.mode)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModesConfig:
+    """``[modes]`` (accessd/door/modes.py): the door's mode by schedule."""
+
+    default: str = opt("locked", choices=_SCHEDULED_MODES)
+    scheduled: list[ModeEntryConfig] = opt(factory=list)
+    lockdown_input: str | None = opt(None, expect="an input name")  # active: lockdown, inactive: lifted
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     daemon: DaemonConfig = opt(factory=DaemonConfig)
@@ -304,10 +398,79 @@ class Config:
     access: AccessConfig = opt(factory=AccessConfig)
     inputs: dict[str, InputConfig] = opt(factory=dict)
     formats: list[FormatConfig] = opt(factory=list)
+    schedules: dict[str, ScheduleConfig] = opt(factory=dict)
+    holidays: dict[str, HolidaysConfig] = opt(factory=dict)
+    groups: dict[str, GroupConfig] = opt(factory=dict)
+    modes: ModesConfig = opt(factory=ModesConfig)
+    outputs: dict[str, OutputConfig] = opt(factory=dict)
+    rules: list[RuleConfig] = opt(factory=list)
 
     def check(self, path: str) -> None:
         _check_pins(self)
         _check_wiegand_names(self)
+        from datetime import UTC
+
+        book = self.schedule_book(UTC)
+        seen: set[str] = set()
+        for i, r in enumerate(self.rules):
+            if r.name in seen:
+                raise ConfigError(f"rules[{i}].name", f"two rules are named {_show(r.name)}")
+            seen.add(r.name)
+            if r.schedule is not None and r.schedule not in book.schedules:
+                raise ConfigError(f"rules[{i}].schedule", f"no [schedules.{r.schedule}] table, got {_show(r.schedule)}")
+            if r.pulse is not None and r.pulse.output not in self.outputs:
+                raise ConfigError(f"rules[{i}].pulse.output", f"no [outputs.{r.pulse.output}] table, got {_show(r.pulse.output)}")
+        li = self.modes.lockdown_input
+        if li is not None and li not in self.inputs and li not in ("contact", "rex", "tamper"):
+            raise ConfigError("modes.lockdown_input", f"no such input (an [inputs.NAME] or tamper), got {_show(li)}")
+        for i, entry in enumerate(self.modes.scheduled):
+            if entry.schedule not in book.schedules:
+                raise ConfigError(f"modes.scheduled[{i}].schedule", f"no [schedules.{entry.schedule}] table, got {_show(entry.schedule)}")
+
+    def schedule_book(self, tz):
+        """The schedules and groups, evaluated in ``tz``; every problem names its key."""
+        from accessd.access.schedule import Group, HolidayList, Schedule, ScheduleBook, ScheduleError
+
+        for kind, table in (("schedules", self.schedules), ("holidays", self.holidays), ("groups", self.groups)):
+            for name in table:
+                if not _SCHEDULE_NAME.fullmatch(name):
+                    raise ConfigError(f"{kind}.{name}", "expected a name of letters, digits, '.', '-' or '_'")
+        holidays = {}
+        for name, h in self.holidays.items():
+            try:
+                holidays[name] = HolidayList.parse(name, h.dates)
+            except ScheduleError as exc:
+                raise ConfigError(f"holidays.{name}.dates", f"{exc.detail} in {exc.text!r}") from None
+        schedules = {}
+        for name, c in self.schedules.items():
+            for i, h in enumerate(c.holidays):
+                if h not in holidays:
+                    raise ConfigError(f"schedules.{name}.holidays[{i}]", f"no [holidays.{h}] table, got {_show(h)}")
+            events = ()
+            if c.ical is not None:
+                from accessd.access.ical import IcalError, parse_ical
+
+                try:
+                    events = parse_ical(Path(c.ical).read_bytes(), tz)
+                except OSError as exc:
+                    raise ConfigError(f"schedules.{name}.ical", f"cannot read {c.ical}: {exc.strerror}") from None
+                except IcalError as exc:
+                    raise ConfigError(f"schedules.{name}.ical", f"{c.ical}: {exc}") from None
+            try:
+                schedules[name] = Schedule.parse(name, tz, weekly=c.weekly, dates=c.dates, exceptions=c.exceptions,
+                                                 holidays=[holidays[h] for h in c.holidays], first=c.valid_from,
+                                                 last=c.valid_to, events=events)
+            except ScheduleError as exc:
+                key = next((k for k in ("weekly", "dates", "exceptions") if exc.text in getattr(c, k)), None)
+                where = f"schedules.{name}.{key}" if key else f"schedules.{name}"
+                raise ConfigError(where, f"{exc.detail} in {exc.text!r}") from None
+        groups = {}
+        for name, g in self.groups.items():
+            for i, sname in enumerate(g.schedules):
+                if sname not in schedules:
+                    raise ConfigError(f"groups.{name}.schedules[{i}]", f"no [schedules.{sname}] table, got {_show(sname)}")
+            groups[name] = Group(name=name, schedules=tuple(g.schedules), responder=g.responder)
+        return ScheduleBook(schedules, groups)
 
     def format_library(self):
         """The built-in card formats plus the custom ``[[formats]]``."""
@@ -356,6 +519,8 @@ def _check_pins(cfg: Config) -> None:
     for name, inp in cfg.inputs.items():
         if inp.pin is not None:
             used.append((f"inputs.{name}.pin", inp.pin))
+    for name, out in cfg.outputs.items():
+        used.append((f"outputs.{name}.pin", out.pin))
     spi = [inp for inp in cfg.inputs.values() if inp.adc is not None]
     if spi:
         used += [("SPI0 SCLK", 11), ("SPI0 MOSI", 10), ("SPI0 MISO", 9)]

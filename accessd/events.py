@@ -19,7 +19,7 @@ EVENT_TYPES = frozenset(
         "system.started", "system.stopping",
     }
 )  # fmt: skip
-NAMESPACES = frozenset({t.split(".")[0] for t in EVENT_TYPES} | {"security", "alarm", "admin"})
+NAMESPACES = frozenset({t.split(".")[0] for t in EVENT_TYPES} | {"security", "alarm", "admin", "rule", "output"})
 DENY_REASONS = REASONS  # one list: accessd.access.decision
 _TYPE = re.compile(r"[a-z]+(\.[a-z_]+)*")
 

@@ -50,6 +50,7 @@ from accessd.access.policy import (
     Publish,
     RecordFailure,
     RecordLockout,
+    RecordPassage,
     Reject,
     TakeUse,
     Unlock,
@@ -139,13 +140,22 @@ class Access:
         self.closed = False
         self.formats = daemon.formats
         self.lockouts = LockoutRecord(self.store.state, window=cfg.lockout_window, duration=cfg.lockout_duration)
-        failures, lockouts = self.lockouts.load(now=daemon.clock(), wall=time.time())
+        failures, lockouts = self.lockouts.load(now=daemon.clock(), wall=daemon.wall())
         settings = PolicySettings(card_and_pin=cfg.card_and_pin, pin_timeout=cfg.pin_timeout,
                                   lockout_attempts=cfg.lockout_attempts, lockout_window=cfg.lockout_window,
-                                  lockout_duration=cfg.lockout_duration,
+                                  lockout_duration=cfg.lockout_duration, duress=cfg.duress,
+                                  passback=cfg.passback, passback_reset=cfg.passback_reset,
+                                  passback_daily=None if cfg.passback_daily is None else
+                                  int(cfg.passback_daily[:2]) * 3600 + int(cfg.passback_daily[3:]) * 60,
+                                  directions=tuple(cfg.directions.items()), unsynced=cfg.unsynced,
                                   upstream=self.upstream.name if self.upstream else None)
+        self.book = daemon.config.schedule_book(self.tz)
         self.policy = AccessPolicy(settings, EntryListLookup(self.store), self.tz, failures=failures,
-                                   lockouts=lockouts)
+                                   lockouts=lockouts, book=self.book, passages=self.store.passages())
+        listeners = getattr(door, "mode_listeners", None)
+        if listeners is not None:  # the door mode decides which credentials are taken
+            self.policy.mode = door.modes.mode
+            listeners.append(self._mode_changed)
         # the pipeline of check-credential when no reader is configured
         self.default_pipeline = ReaderPipeline(cards=CardInterpreter(self.formats, CardSettings()))
         self._refs = itertools.count(1)
@@ -172,6 +182,7 @@ class Access:
         self.holder_count = self.store.count()  # kept up to date by the commands (no count(*) per status)
         daemon.register_status("counts.holders", lambda: self.holder_count)
         daemon.register_status("access", self.status)
+        daemon.register_command("schedules.list", self.cmd_schedules)
 
     async def start(self) -> None:
         pass
@@ -189,7 +200,7 @@ class Access:
         self.store.close()
 
     def status(self) -> dict:
-        now, wall = self.daemon.clock(), time.time()
+        now, wall = self.daemon.clock(), self.daemon.wall()
         locked = {r: iso(wall + until - now) for r, until in self.policy.lockouts.items() if until > now}
         return {
             "granted": self.counts["granted"],
@@ -232,7 +243,7 @@ class Access:
         """The answer of a presentation — its :class:`Decided` (``whole``) or only the
         :class:`Decision` — or a future of it."""
         if credential.kind != "pin":
-            self.latest.appendleft((time.time(), reader, credential))
+            self.latest.appendleft((self.daemon.wall(), reader, credential))
         ref = next(self._refs)
         return self._decide(Present(credential=credential, reader=reader, pin=pin, ref=ref), reader, ref=ref,
                             whole=whole)
@@ -240,7 +251,7 @@ class Access:
     def _decide(self, event, reader: str, *, ref: int | None, whole: bool = False):
         with self.daemon.relay_first():
             try:
-                actions = self.policy.handle(event, now=self.daemon.clock(), wall=time.time())
+                actions = self.policy.handle(event, now=self.daemon.clock(), wall=self.daemon.wall())
             except Exception as exc:  # a broken lookup (a damaged list, an I/O error): deny, say so
                 self._fault(event, reader, ref, exc)
             else:
@@ -269,7 +280,7 @@ class Access:
 
     def _tick(self, now: float) -> None:
         with self.daemon.relay_first():
-            self._apply(self.policy.handle(PolicyTick(), now=now, wall=time.time()))
+            self._apply(self.policy.handle(PolicyTick(), now=now, wall=self.daemon.wall()))
 
     def _apply(self, actions: list) -> None:
         """Carry out the policy's actions in order (TakeUse answers at once, in place)."""
@@ -287,7 +298,7 @@ class Access:
                     holder = self.policy.lookup.get(a.holder_id)
                     ok, remaining, error = False, holder.uses if holder else None, str(exc)
                 answer = UseTaken(token=a.token, ok=ok, remaining=remaining, error=error)
-                work.extendleft(reversed(self.policy.handle(answer, now=self.daemon.clock(), wall=time.time())))
+                work.extendleft(reversed(self.policy.handle(answer, now=self.daemon.clock(), wall=self.daemon.wall())))
             elif isinstance(a, Unlock):
                 if self.door is None:
                     log.warning("access granted at %s but no door is configured", a.reader)
@@ -300,7 +311,9 @@ class Access:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             elif isinstance(a, RecordFailure | ClearFailures | RecordLockout):
-                self.lockouts.apply(a, wall=time.time())
+                self.lockouts.apply(a, wall=self.daemon.wall())
+            elif isinstance(a, RecordPassage):
+                self.store.record_passage(a.holder_id, a.direction, a.at)
             elif isinstance(a, Decided):
                 self._resolve(a)
 
@@ -326,7 +339,7 @@ class Access:
         event = UpstreamAnswered(token=ask.token, granted=bool(answer is not None and answer.granted),
                                  holder=answer.holder if answer is not None else None)
         with self.daemon.relay_first():
-            self._apply(self.policy.handle(event, now=self.daemon.clock(), wall=time.time()))
+            self._apply(self.policy.handle(event, now=self.daemon.clock(), wall=self.daemon.wall()))
 
     def _feedback(self, reader: str, granted: bool) -> None:
         r = self.readers.get(reader)
@@ -395,7 +408,7 @@ class Access:
         if isinstance(outcome, Rejected):
             return deny_decision("invalid_format"), outcome.fields()
         policy = self.policy.fork()
-        now, wall = self.daemon.clock(), time.time()
+        now, wall = self.daemon.clock(), self.daemon.wall()
         ref = -1
         work = deque(policy.handle(Present(credential=outcome.credential, reader=reader, pin=pin, ref=ref),
                                    now=now, wall=wall))
@@ -443,6 +456,27 @@ class Access:
     def cmd_latest(self, params: dict) -> dict:
         return {"latest": [self._latest_entry(*e) for e in self.latest]}
 
+    def cmd_schedules(self, params: dict) -> dict:
+        """``schedules.list``: every schedule, whether it is active now and when it next changes; the groups."""
+        wall = self.daemon.wall()
+        name = params.get("name")
+        if name is not None and name not in self.book.schedules:
+            raise CommandError("not_found", f"schedules.list: no schedule {name!r}")
+        out = {}
+        for sname, s in self.book.schedules.items():
+            if name is not None and sname != name:
+                continue
+            nxt = s.next_change(wall)
+            out[sname] = {"active": s.active(wall), "next_change": iso(nxt) if nxt is not None else None}
+        groups = {g.name: {"schedules": list(g.schedules), "responder": g.responder} for g in self.book.groups.values()}
+        return {"schedules": out, "groups": groups}
+
+    def _mode_changed(self, mode: str) -> None:
+        self.policy.mode = mode
+
+    def clock_changed(self, synchronized, step) -> None:
+        self.policy.clock_synced = synchronized is not False
+
     def _holder_fields(self, params: dict, command: str) -> dict:
         raw = {}
         for key, value in params.items():
@@ -470,6 +504,11 @@ class Access:
             if raw.get("pin") is not None:
                 raise CommandError("invalid", f"{command}: give either pin or generate_pin")
             raw["pin"] = self.store.generate_pin(self.cfg.pin_length)
+        for key, known in (("schedule", self.book.schedules), ("group", self.book.groups)):
+            name = raw.get(key)
+            if name and str(name).strip() not in known:
+                names = ", ".join(sorted(known)) or f"none: add a [{key}s.NAME] table to the config"
+                raise CommandError("invalid", f"{command}: {key}: expected one of {names}, got {name!r}")
         return raw
 
     def _run(self, command: str, fn, *args, **kw):

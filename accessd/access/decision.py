@@ -35,6 +35,10 @@ REASONS = (
     "pin_timeout",
     "locked_out",
     "invalid_format",
+    "outside_schedule",  # the holder's (or their group's) schedule is not active
+    "lockdown",  # the door is in lockdown and the holder is no responder
+    "credential_not_allowed",  # the door mode does not take this kind (a PIN in card_only, a card in pin_only)
+    "passback",  # hard anti-passback: the holder's last passage was in this direction
     "fault",  # the decision could not be made (a damaged entry list, an I/O error): denied
 )
 
@@ -55,6 +59,8 @@ class Holder:
     uses: int | None = None  # None: unlimited
     access_time: float | None = None  # None: the door's configured access_time
     conditions: str | None = None  # JSON text, kept for the event conditions of the intercom
+    schedule: str | None = None  # a [schedules.NAME]: granted only while it is active
+    group: str | None = None  # a [groups.NAME]: its schedule applies when the holder has none
     has_card: bool = False
     has_pin: bool = False
     has_qr: bool = False
@@ -146,13 +152,19 @@ def decide(
     tz: tzinfo,
     pin_ok: bool | None = None,
     locked_out: bool = False,
+    in_schedule: bool = True,
+    refusal: str | None = None,
+    passback: bool = False,
 ) -> Decision:
     """Grant or deny one presentation.
 
     ``holder`` is the holder the credential(s) identified (None: not in the list).
     ``pin_ok`` is None when no PIN check applies, else whether the PIN entered after
     a card matched that card's holder.  ``locked_out`` is the reader's brute-force
-    state: it denies even the right credential.
+    state: it denies even the right credential.  ``in_schedule`` False: the holder's (or
+    their group's) schedule is not active now (``outside_schedule``, before any use is taken).
+    ``refusal``: the door mode refuses this holder (``lockdown``), after the identity.
+    ``passback``: a hard anti-passback violation (``passback``), after the schedule.
 
     The order matters: lockout first; then the identity (unknown, wrong PIN) before
     anything that would tell a guesser about the holder; then the holder's state.
@@ -163,11 +175,17 @@ def decide(
         return deny("unknown_credential")
     if pin_ok is False:
         return deny("pin_mismatch", holder)
+    if refusal is not None:
+        return deny(refusal, holder)
     if holder.suspended:
         return deny("suspended", holder)
     window = validity(holder, now, tz)
     if window is not None:
         return deny(window, holder)
+    if not in_schedule:
+        return deny("outside_schedule", holder)
+    if passback:
+        return deny("passback", holder)
     if holder.uses is not None:
         if holder.uses <= 0:
             return deny("uses_exhausted", holder)

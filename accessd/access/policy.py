@@ -31,10 +31,11 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
 from accessd.access.decision import Decision, Holder, decide, deny
+from accessd.access.schedule import ScheduleBook
 from accessd.protocols.credential import Credential
 
 COUNTED = ("unknown_credential", "pin_mismatch")  # the reasons that count towards a lockout
@@ -56,6 +57,12 @@ class PolicySettings:
     lockout_window: float = 60.0
     lockout_duration: float = 300.0
     upstream: str | None = None  # the upstream controller's name, None: none
+    duress: str = "none"  # "last_digit_plus_one": that PIN grants as usual and raises alarm.duress
+    passback: str = "off"  # "soft": grant and raise alarm.passback; "hard": deny passback
+    passback_reset: float = 0.0  # seconds after which a passage no longer counts (0: never)
+    passback_daily: int | None = None  # seconds after local midnight at which every passage is forgotten
+    directions: tuple[tuple[str, str], ...] = ()  # (reader, "in" | "out")
+    unsynced: str = "allow"  # "deny": holders limited by a schedule are denied while the clock is unsynchronised
 
 
 # ------------------------------------------------------------------------ events (in)
@@ -168,6 +175,15 @@ class RecordLockout:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordPassage:
+    """Persist a holder's passage (anti-passback): a restart keeps it."""
+
+    holder_id: int
+    direction: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decided:
     """The final decision for the presentations ``refs`` (a card and the PIN that
     completed it are one decision); ``extra`` adds what the dry run reports."""
@@ -178,7 +194,8 @@ class Decided:
     extra: dict = field(default_factory=dict)
 
 
-Action = Publish | TakeUse | Unlock | Feedback | AskUpstream | RecordFailure | ClearFailures | RecordLockout | Decided
+Action = (Publish | TakeUse | Unlock | Feedback | AskUpstream | RecordFailure | ClearFailures | RecordLockout
+          | RecordPassage | Decided)
 
 
 # ------------------------------------------------------------------------ state
@@ -219,12 +236,19 @@ class AccessPolicy:
 
     def __init__(self, settings: PolicySettings, lookup: Lookup, tz: tzinfo, *,
                  failures: dict[str, list[float]] | None = None,
-                 lockouts: dict[str, float] | None = None) -> None:
+                 lockouts: dict[str, float] | None = None, book: ScheduleBook | None = None,
+                 passages: dict[int, tuple[str, float]] | None = None) -> None:
         """``failures`` (monotonic times per reader) and ``lockouts`` (monotonic end per
-        reader) restore what a previous run recorded."""
+        reader) restore what a previous run recorded; ``book`` holds the schedules and
+        groups that limit holders in time (evaluated at ``wall``)."""
         self.settings = settings
         self.lookup = lookup
         self.tz = tz
+        self.book = book if book is not None else ScheduleBook()
+        self.mode = "locked"  # the door mode (accessd/door/modes.py), set by the shell
+        self.passages: dict[int, tuple[str, float]] = dict(passages or {})  # holder → (direction, wall)
+        self.directions = dict(settings.directions)
+        self.clock_synced = True  # set by the shell from the kernel's clock state
         self.waiting: dict[str, _Waiting] = {}
         self.failures: dict[str, deque[float]] = {r: deque(ts) for r, ts in (failures or {}).items() if ts}
         self.lockouts: dict[str, float] = dict(lockouts or {})
@@ -233,7 +257,10 @@ class AccessPolicy:
 
     def fork(self) -> AccessPolicy:
         """A copy of the state, for a dry run whose actions are not applied."""
-        other = AccessPolicy(self.settings, self.lookup, self.tz)
+        other = AccessPolicy(self.settings, self.lookup, self.tz, book=self.book)
+        other.mode = self.mode
+        other.passages = dict(self.passages)
+        other.clock_synced = self.clock_synced
         other.waiting = dict(self.waiting)
         other.failures = {r: deque(q) for r, q in self.failures.items()}
         other.lockouts = dict(self.lockouts)
@@ -309,36 +336,117 @@ class AccessPolicy:
                 if self.locked_out(reader, now):
                     decision = deny("locked_out")
                 else:
-                    ok = holder is not None and self.lookup.pin_matches(holder.id, cred.pin)
-                    decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=ok)
-                self._finish(decision, waiting.credential, reader, refs, {}, now, wall, actions)
+                    ok, duress = self._pin_check(holder, cred.pin)
+                    extra = {"duress": True} if duress else {}
+                    decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=ok,
+                                      in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder),
+                                      passback=self._passback(holder, reader, wall, extra))
+                self._finish(decision, waiting.credential, reader, refs, extra if decision.granted else {}, now,
+                             wall, actions)
                 return
             self._timed_out(waiting, reader, now, wall, actions)  # another card came first
         refs = _refs(e.ref)
         if self.locked_out(reader, now):
             self._finish(deny("locked_out"), cred, reader, refs, {}, now, wall, actions)
             return
+        mode = self.mode
+        if (mode == "card_only" and cred.kind == "pin") or (mode == "pin_only" and cred.kind != "pin"):
+            # refused before the look-up: the mode never tells whether the credential is known
+            self._finish(deny("credential_not_allowed"), cred, reader, refs, {"mode": mode}, now, wall, actions)
+            return
         holder = self.lookup.find(cred)
-        if holder is None and self.settings.upstream is not None:
+        extra: dict = {}
+        if holder is None and cred.kind == "pin" and (real := self._duress_real(cred.pin)) is not None:
+            holder = self.lookup.find(Credential(kind="pin", pin=real))  # a real PIN always wins over a variant
+            if holder is not None:
+                extra["duress"] = True
+        if holder is None and self.settings.upstream is not None and mode != "lockdown":
             token = next(self._tokens)
             self._pending[token] = _Pending("upstream", None, cred, reader, refs, {}, wall)
             actions.append(AskUpstream(credential=cred, reader=reader, token=token))
             return
-        extra: dict = {}
         pin_ok = None
-        if holder is not None and self.settings.card_and_pin and holder.has_card and holder.has_pin:
+        card_and_pin = mode == "card_and_pin" or (self.settings.card_and_pin and mode not in ("card_only", "pin_only"))
+        if holder is not None and card_and_pin and holder.has_card and holder.has_pin:
             if cred.kind == "card":
                 if e.pin is None:
                     deadline = now + self.settings.pin_timeout
                     self.waiting[reader] = _Waiting(cred, holder.id, deadline, refs)
                     return
-                pin_ok = self.lookup.pin_matches(holder.id, e.pin)
+                pin_ok, duress = self._pin_check(holder, e.pin)
+                if duress:
+                    extra["duress"] = True
             else:
                 pin_ok = False  # this holder's PIN alone: the card must come first
         elif e.pin is not None:
             extra["pin_ignored"] = True  # the card's holder needs no PIN: the door does not wait for it
-        self._finish(decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=pin_ok), cred, reader, refs, extra,
-                     now, wall, actions)
+        decision = decide(holder=holder, now=_utc(wall), tz=self.tz, pin_ok=pin_ok,
+                          in_schedule=self._in_schedule(holder, wall), refusal=self._refusal(holder),
+                          passback=self._passback(holder, reader, wall, extra))
+        if not decision.granted:
+            extra.pop("duress", None)
+            extra.pop("passback", None)
+        self._finish(decision, cred, reader, refs, extra, now, wall, actions)
+
+    def _passback(self, holder: Holder | None, reader: str, wall: float, extra: dict) -> bool:
+        """True when a hard anti-passback denies; a soft one marks ``extra`` for alarm.passback."""
+        s = self.settings
+        direction = self.directions.get(reader)
+        if s.passback == "off" or direction is None or holder is None:
+            return False
+        last = self.passages.get(holder.id)
+        if last is None or last[0] != direction or not self._counts(last[1], wall):
+            return False
+        if s.passback == "hard":
+            return True
+        extra["passback"] = True
+        return False
+
+    def _counts(self, at: float, wall: float) -> bool:
+        """Whether a passage at ``at`` still counts at ``wall`` (the timed and the daily reset)."""
+        s = self.settings
+        if s.passback_reset and wall - at >= s.passback_reset:
+            return False
+        if s.passback_daily is not None:
+            local = datetime.fromtimestamp(wall, self.tz)
+            reset = datetime.combine(local.date(), time(s.passback_daily // 3600, s.passback_daily // 60 % 60),
+                                     self.tz).timestamp()
+            if reset > wall:
+                reset = datetime.combine(local.date() - timedelta(days=1),
+                                         time(s.passback_daily // 3600, s.passback_daily // 60 % 60),
+                                         self.tz).timestamp()
+            if at < reset:
+                return False
+        return True
+
+    def _duress_real(self, pin: str) -> str | None:
+        """The real PIN a duress PIN stands for (None: no duress rule)."""
+        if self.settings.duress == "last_digit_plus_one" and pin:
+            return pin[:-1] + str((int(pin[-1]) - 1) % 10)
+        return None
+
+    def _pin_check(self, holder: Holder | None, pin: str) -> tuple[bool, bool]:
+        """(the PIN is the holder's, it is their duress PIN)."""
+        if holder is None:
+            return False, False
+        if self.lookup.pin_matches(holder.id, pin):
+            return True, False
+        real = self._duress_real(pin)
+        if real is not None and self.lookup.pin_matches(holder.id, real):
+            return True, True
+        return False, False
+
+    def _in_schedule(self, holder: Holder | None, wall: float) -> bool:
+        if holder is None:
+            return True
+        if not self.clock_synced and self.settings.unsynced == "deny" and self.book.limited(holder.schedule, holder.group):
+            return False  # the wall clock cannot be trusted to say when the schedule holds
+        return self.book.allows(holder.schedule, holder.group, wall)
+
+    def _refusal(self, holder: Holder | None) -> str | None:
+        if self.mode == "lockdown" and holder is not None and not self.book.responder(holder.group):
+            return "lockdown"
+        return None
 
     def _expire(self, now: float, wall: float, actions: list[Action]) -> None:
         for reader, waiting in list(self.waiting.items()):
@@ -368,6 +476,10 @@ class AccessPolicy:
         brief = holder.brief() if holder is not None else None
         if decision.granted:
             self._granted(decision, brief, holder.access_time if holder else None, cred, reader, refs, extra, actions)
+            direction = self.directions.get(reader)
+            if holder is not None and direction is not None and self.settings.passback != "off":
+                self.passages[holder.id] = (direction, wall)
+                actions.append(RecordPassage(holder_id=holder.id, direction=direction, at=wall))
             return
         fields = {"reason": decision.reason, "remaining_uses": decision.remaining_uses,
                   "credential": cred.to_json(), "holder": brief, "reader": reader}
@@ -396,7 +508,13 @@ class AccessPolicy:
                   "holder": brief, "reader": reader}
         actions.append(Publish(type="access.granted", fields={**fields, **_public(extra)}))
         actions.append(Unlock(seconds=seconds, holder=brief, reader=reader))
-        actions.append(Feedback(reader=reader, granted=True))
+        actions.append(Feedback(reader=reader, granted=True))  # a duress grant looks the same at the reader
+        if extra.get("passback"):
+            actions.append(Publish(type="alarm.passback", fields={"holder": brief, "reader": reader,
+                                                                  "direction": self.directions.get(reader)}))
+        if extra.get("duress"):
+            actions.append(Publish(type="alarm.duress", fields={"holder": brief, "reader": reader,
+                                                                "credential": cred.to_json()}))
         if self.failures.pop(reader, None):
             actions.append(ClearFailures(reader=reader))  # a grant resets the count
         actions.append(Decided(refs=refs, decision=decision, reader=reader, extra=extra))
@@ -404,7 +522,7 @@ class AccessPolicy:
 
 def _public(extra: dict) -> dict:
     """What of a decision's extras the access event carries."""
-    return {k: v for k, v in extra.items() if k in ("upstream", "error")}
+    return {k: v for k, v in extra.items() if k in ("upstream", "error", "mode")}
 
 
 def _utc(ts: float) -> datetime:

@@ -18,7 +18,7 @@ from .common import Exit, add_json, call, emit, write_error
 
 # Modules that add command groups (holders, door, wiegand, …).
 GROUPS: tuple[str, ...] = ("accessd.cli.events", "accessd.cli.door", "accessd.cli.holders", "accessd.cli.wiegand", "accessd.cli.osdp",
-                           "accessd.cli.top")
+                           "accessd.cli.rules", "accessd.cli.schedules", "accessd.cli.top")
 
 # Top-level command -> (module that registers it, help).  tests/cli check the help here
 # is the one the module registers.
@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wiegand": ("accessd.cli.wiegand", "decode, encode and list Wiegand card formats (no daemon needed)"),
     "keypress": ("accessd.cli.wiegand", "encode and decode keypad key frames (no daemon needed)"),
     "osdp": ("accessd.cli.osdp", "OSDP helpers: genkey (a random secure channel key)"),
+    "rules": ("accessd.cli.rules", "the configured event rules"),
+    "schedules": ("accessd.cli.schedules", "the configured schedules and groups (config [schedules.*], [groups.*])"),
     "top": ("accessd.cli.top", "a live view of the door, relay, inputs, readers and events"),
 }
 

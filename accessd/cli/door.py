@@ -1,4 +1,4 @@
-"""``accessd-cli door unlock [--for S]`` and ``door lock``."""
+"""``accessd-cli door unlock [--for S]``, ``door lock`` and ``door lockdown on|off``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ def _describe(door: dict) -> str:
         text += f", contact {door['contact']}"
     if door.get("alarms"):
         text += f", alarms: {', '.join(door['alarms'])}"
+    mode = door.get("mode")
+    if mode:
+        text += f", mode {mode['mode']}"
+        if mode.get("waiting_first_card"):
+            text += " (scheduled unlocked: waiting for the first card)"
+        if mode.get("next_change"):
+            text += f", next change {mode['next_change']}"
     return text
 
 
@@ -31,6 +38,12 @@ def _lock(args) -> int:
     return 0
 
 
+def _lockdown(args) -> int:
+    door = call(args, "door.lockdown", on=args.state == "on")
+    emit(args, door, _describe(door))
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("door", help="unlock or lock the door by hand")
     sub = p.add_subparsers(dest="door_command", required=True, metavar="ACTION")
@@ -40,3 +53,6 @@ def register(subparsers) -> None:
     q.set_defaults(func=_unlock)
     q = sub.add_parser("lock", help="lock now, cancelling any unlock")
     q.set_defaults(func=_lock)
+    q = sub.add_parser("lockdown", help="only responders are granted (on) until lifted (off); free egress stays")
+    q.add_argument("state", choices=("on", "off"))
+    q.set_defaults(func=_lockdown)

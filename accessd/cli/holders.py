@@ -94,11 +94,13 @@ def _holder_options(q, *, update: bool) -> None:
         s.add_argument("--active", dest="suspended", action="store_false", default=None, help="lift a suspension")
     q.add_argument("--access-time", metavar="SECONDS", help="unlock time for this holder (extended access time)")
     q.add_argument("--notes", metavar="TEXT")
+    q.add_argument("--schedule", metavar="NAME", help="a [schedules.NAME]: granted only while it is active (\"\" clears)")
+    q.add_argument("--group", metavar="NAME", help="a [groups.NAME]: its schedules apply when the holder has none")
 
 
 def _params(args, *, update: bool) -> dict:
     p: dict = {}
-    for key in ("first_name", "last_name", "qr", "valid_from", "valid_to", "notes", "access_time"):
+    for key in ("first_name", "last_name", "qr", "valid_from", "valid_to", "notes", "access_time", "schedule", "group"):
         value = getattr(args, key, None)
         if value is not None:
             p[key] = value
@@ -152,6 +154,10 @@ def _describe(h: dict) -> str:
         state.append(f"{plural(h['uses'], 'use')} left")
     if h.get("access_time") is not None:
         state.append(f"unlock {h['access_time']:g} s")
+    if h.get("schedule"):
+        state.append(f"schedule {h['schedule']}")
+    if h.get("group"):
+        state.append(f"group {h['group']}")
     return f"#{h['id']} {name}: " + ", ".join(creds or ["no credential"]) + ("; " + ", ".join(state) if state else "")
 
 

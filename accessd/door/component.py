@@ -36,12 +36,14 @@ from accessd.door.machine import (
     DoorPolicy,
     Emit,
     Grant,
+    Hold,
     ManualLock,
     ManualUnlock,
     Rex,
     SetRelay,
     Tick,
 )
+from accessd.door.modes import ModeEntry, Modes
 from accessd.errors import CommandError
 
 log = logging.getLogger("accessd.door.machine")
@@ -49,6 +51,7 @@ log = logging.getLogger("accessd.door.machine")
 MAX_UNLOCK = 86_400.0
 WATCHDOG_PERIOD = 0.1
 RESAMPLE_PERIOD = 1.0  # digital inputs are re-read this often in case an edge callback was lost
+MODE_RECHECK = 60.0  # scheduled modes are re-read at least this often (a wall-clock step is seen within it)
 FATAL_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -98,8 +101,16 @@ class DoorController:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        mc = daemon.config.modes
+        self.modes = Modes(daemon.config.schedule_book(daemon.tz),
+                           tuple(ModeEntry(schedule=e.schedule, mode=e.mode, first_card=e.first_card)
+                                 for e in mc.scheduled), mc.default)
+        self.mode_listeners: list = []  # called with the new mode (the access policy)
+        self._mode_at: float | None = None  # monotonic: when the modes are read again
+        self._mode_next: float | None = None  # wall: the next change of the schedules
         daemon.scheduler.add("door", self.next_deadline, self._tick)
         daemon.register_command("door.unlock", self._cmd_unlock, privileged=True)
+        daemon.register_command("door.lockdown", self._cmd_lockdown, privileged=True)
         daemon.register_command("door.lock", self._cmd_lock, privileged=True)
         daemon.register_command("simulate.input", self._cmd_simulate_input, privileged=True)
         daemon.register_status("door", self.door_status)
@@ -160,6 +171,9 @@ class DoorController:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        changes = self.modes.evaluate(self.daemon.wall())
+        if self.modes.entries or self.modes.default != "locked":  # else modes are not in use: no event
+            self._mode_changes(changes)
         self._thread = threading.Thread(target=self._watchdog, name="accessd-relay-watchdog", daemon=True)
         self._thread.start()
         self._reschedule()
@@ -202,6 +216,7 @@ class DoorController:
         except ValueError:  # a holder's broken access time must not cost the grant
             log.warning("door: grant with invalid seconds %r: using access_time", seconds)
             event = Grant(seconds=None, holder=holder, reader=reader)
+        self._mode_changes(self.modes.granted())  # a first card begins a scheduled unlocked period
         self._handle(event)
         return self.door_status()
 
@@ -218,7 +233,64 @@ class DoorController:
     def door_status(self) -> dict:
         out = self.door.status(max(self.clock(), self.door.now))
         out["watchdog_trips"] = self.watchdog_trips
+        from accessd.access.policy import iso
+
+        out["mode"] = {**self.modes.status(), "next_change": iso(self._mode_next) if self._mode_next else None}
         return out
+
+    # -- door modes -------------------------------------------------------------------------
+
+    def _mode_changes(self, changes) -> None:
+        """Publish each change of mode, hold or release the door, tell the listeners; then
+        set the next time the schedules are read."""
+        for change in changes:
+            self.daemon.publish("door.mode", **change.fields())
+            if change.mode == "unlocked":
+                self._handle(Hold(unlocked=True, mode=change.mode))
+            elif change.previous == "unlocked" or change.mode == "lockdown":
+                self._handle(Hold(unlocked=False, mode=change.mode))
+                if change.mode == "lockdown":
+                    self._handle(ManualLock())
+            for listener in self.mode_listeners:
+                listener(change.mode)
+        if changes or self._mode_at is None:
+            self._plan_modes()
+
+    def _plan_modes(self) -> None:
+        if not self.modes.entries:
+            self._mode_at = self._mode_next = None
+            return
+        wall, now = self.daemon.wall(), self.clock()
+        self._mode_next = self.modes.next_change(wall)
+        wait = MODE_RECHECK if self._mode_next is None else min(MODE_RECHECK, max(0.0, self._mode_next - wall))
+        self._mode_at = now + wait
+
+    def _modes_tick(self, now: float) -> None:
+        if self._mode_at is None or now < self._mode_at:
+            return
+        self._mode_at = None
+        self._mode_changes(self.modes.evaluate(self.daemon.wall()))
+        if self._mode_at is None:
+            self._plan_modes()
+
+    def clock_changed(self, synchronized, step) -> None:
+        """The wall clock stepped (or its state changed): read the schedules now."""
+        if step is not None and self.modes.entries:
+            self._mode_at = None
+            self._mode_changes(self.modes.evaluate(self.daemon.wall()))
+            self._reschedule()
+
+    def set_lockdown(self, on: bool) -> dict:
+        self._mode_changes(self.modes.set_lockdown(on))
+        return self.door_status()
+
+    def _cmd_lockdown(self, params: dict) -> dict:
+        _only(params, "door.lockdown", {"on"})
+        self._check_running("door.lockdown")
+        on = params.get("on", True)
+        if not isinstance(on, bool):
+            raise CommandError("invalid", f"door.lockdown: on: expected true or false, got {on!r}")
+        return self.set_lockdown(on)
 
     def relay_status(self) -> dict:
         return {**self.relay.status(), **self._boot}
@@ -311,6 +383,7 @@ class DoorController:
                     changes += inp.resample(now)
             self._input_changes(changes)
             self._apply(self.door.handle(Tick(), self._now()))
+            self._modes_tick(self._now())
         except Exception as exc:
             self._fail_safe(exc, Tick())
         self._reschedule()
@@ -325,6 +398,8 @@ class DoorController:
                 self.daemon.publish("tamper", input=change.name, state=change.state)
             elif change.name == "tamper" and change.state == "active":
                 self.daemon.publish("tamper", input=change.name, state=change.state)
+            if change.name == self.daemon.config.modes.lockdown_input and not change.fault:
+                self._mode_changes(self.modes.set_lockdown(change.state == "active"))
             if change.name == "contact" and not change.fault:
                 is_open = change.state == "active"
                 if is_open != self.door.contact_open:  # timed from when the level began
@@ -337,7 +412,7 @@ class DoorController:
     def next_deadline(self) -> float | None:
         if self._stopped:
             return None
-        deadlines = [self.door.next_deadline(), self._next_resample if self.inputs else None]
+        deadlines = [self.door.next_deadline(), self._next_resample if self.inputs else None, self._mode_at]
         deadlines += [inp.next_deadline() for inp in self.inputs.values()]
         return min((d for d in deadlines if d is not None), default=None)
 

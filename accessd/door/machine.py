@@ -26,7 +26,10 @@ Policy, as installers know it from commercial controllers:
 - the exit button (REX) unlocks when ``rex_unlocks`` and in any case shunts the
   forced-open alarm for ``rex_shunt`` seconds (free egress with a mechanical handle);
 - alarms clear with an event of the same type whose ``state`` is ``"cleared"`` when the
-  door closes.
+  door closes;
+- :class:`Hold` keeps the door unlocked with no deadline (a door mode such as scheduled
+  free access): grants change nothing, the held-open clock does not run, and the end of
+  the hold locks (``reason: "mode"``) — a held-open door that is overdue then alarms.
 
 Event payloads (``Emit.fields``) are plain JSON-able dicts; the shell adds ``seq`` and
 ``time`` when it publishes them.  A transition the machine cannot make (a contact that
@@ -48,6 +51,7 @@ __all__ = [
     "DoorPolicy",
     "Emit",
     "Grant",
+    "Hold",
     "IllegalTransition",
     "ManualLock",
     "ManualUnlock",
@@ -130,6 +134,14 @@ class ManualLock:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Hold:
+    """Keep the door unlocked with no deadline (``unlocked``) or end that; ``mode``: why."""
+
+    unlocked: bool
+    mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Contact:
     """The door contact changed: ``open`` is True when the door is open."""
 
@@ -148,7 +160,7 @@ class Tick:
     """Time passed: settle every timer due at ``now``."""
 
 
-Event = Grant | ManualUnlock | ManualLock | Contact | Rex | Tick
+Event = Grant | ManualUnlock | ManualLock | Hold | Contact | Rex | Tick
 
 
 # --- actions out ---------------------------------------------------------------------
@@ -184,6 +196,7 @@ class Door:
         self.unlocked = False
         self.unlock_until: float | None = None
         self.unlock_reason: str | None = None
+        self.hold = False  # unlocked with no deadline (a door mode)
         self.contact_open = bool(contact_open) and self.policy.has_contact
         self.rex_pressed = bool(rex_pressed) and self.policy.has_rex
         self.opened_at: float | None = now if self.contact_open else None
@@ -212,7 +225,8 @@ class Door:
         return {
             "state": "unlocked" if self.unlocked else "locked",
             "contact": None if not self.policy.has_contact else ("open" if self.contact_open else "closed"),
-            "unlocked_for": round(max(0.0, self.unlock_until - now), 3) if self.unlocked else None,
+            "unlocked_for": round(max(0.0, self.unlock_until - now), 3) if self.unlocked and not self.hold else None,
+            "hold": self.hold,
             "open_for": round(now - self.opened_at, 3) if self.opened_at is not None else None,
             "alarms": self.alarms,
             "shunted": self._shunted(now),
@@ -221,7 +235,7 @@ class Door:
     def next_deadline(self) -> float | None:
         """The earliest time at which a :class:`Tick` changes something, or None."""
         candidates = [self.unlock_until if self.unlocked else None, self.shunt_until]
-        if self.contact_open and not self.held:
+        if self.contact_open and not self.held and not self.hold:
             held_at, pre_at = self._held_times()
             candidates.append(held_at)
             if not self.prealarmed:
@@ -249,8 +263,20 @@ class Door:
                 self._unlock(now, p.access_time if seconds is None else seconds,
                              {"reason": "manual", "uid": uid}, actions)
             case ManualLock(uid=uid):
-                if self.unlocked:
+                if self.unlocked and not self.hold:
                     self._lock(now, "manual", actions, uid=uid)
+            case Hold(unlocked=on, mode=mode):
+                if on and not self.hold:
+                    was_unlocked = self.unlocked
+                    self.hold, self.unlocked, self.unlock_until = True, True, None
+                    self.unlock_reason = "mode"
+                    if not was_unlocked:
+                        actions.append(SetRelay(unlocked=True))
+                    actions.append(Emit(type="door.unlocked", fields={"reason": "mode", "mode": mode,
+                                                                      "seconds": None, "extended": was_unlocked}))
+                elif not on and self.hold:
+                    self.hold = False
+                    self._lock(now, "mode", actions)
             case Contact(open=is_open):
                 if not p.has_contact:
                     raise IllegalTransition(self.state, event, "no door contact is configured")
@@ -316,6 +342,8 @@ class Door:
             raise AssertionError(f"deadline {due} matched no timer in state {self.state}")  # pragma: no cover
 
     def _unlock(self, now: float, seconds: float, fields: dict, actions: list[Action]) -> None:
+        if self.hold:
+            return  # held unlocked: nothing to add
         until = now + seconds
         if self.unlocked:
             if until <= self.unlock_until:

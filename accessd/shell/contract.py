@@ -70,6 +70,7 @@ class Shell(Protocol):
     tz: Any
     scheduler: Any
     clock: Callable[[], float]
+    wall: Callable[[], float]  # Unix time (schedules, validity); injectable like clock
 
     def publish(self, type: str, **fields: Any) -> dict: ...  # noqa: A002
     def publish_threadsafe(self, type: str, **fields: Any) -> None: ...  # noqa: A002

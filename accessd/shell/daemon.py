@@ -45,6 +45,7 @@ from accessd import __version__
 from accessd.config import Config
 from accessd.errors import CommandError, ConfigError
 from accessd.events import Event
+from accessd.shell.clock import ClockWatch
 from accessd.shell.eventlog import PAGE_MAX, EventLog
 from accessd.shell.scheduler import Scheduler
 from accessd.shell.sdnotify import Notifier
@@ -82,12 +83,14 @@ def make_pin_factory(name: str):
 
 class Daemon:
     def __init__(self, config: Config, *, clock: Callable[[], float] | None = None,
-                 virtual_time: bool = False) -> None:
+                 virtual_time: bool = False, wall: Callable[[], float] | None = None) -> None:
         """``clock``: monotonic seconds (default ``time.monotonic``); ``virtual_time``: the
         scheduler's timers are not put on the loop — a test moves time with
-        ``scheduler.advance``."""
+        ``scheduler.advance``; ``wall``: Unix time for validity and schedules (default
+        ``time.time``)."""
         self.config = config
         self.clock = clock or time.monotonic
+        self.wall = wall or time.time
         self.scheduler = Scheduler(self.clock)
         self._virtual = virtual_time
         d = config.daemon
@@ -108,6 +111,7 @@ class Daemon:
         self.door = None
         self.readers: dict = {}  # reader id → Reader
         self.components: list = []
+        self.event_hooks: list = []  # called with each published event (after the log and subscribers)
         self._status: dict[str, Callable[[], object]] = {}
         self._seq = 0
         self._early: list[tuple[float, str, dict]] = []  # published before the log opened
@@ -131,6 +135,11 @@ class Daemon:
         else:
             self.log.append(event, data)
             self.server.publish(data)
+        for hook in self.event_hooks:  # the rules
+            try:
+                hook(data)
+            except Exception:  # noqa: BLE001 - a rule's failure never costs the event
+                log.exception("event hook failed for %s", type)
         return data
 
     @contextlib.contextmanager
@@ -310,7 +319,10 @@ class Daemon:
 
         self.door = DoorController(self)
         self.components.append(self.door)
+        self.clockwatch = ClockWatch(self)
         self.access = Access(self, door=self.door, readers=self.readers)
+        self.clockwatch.listeners.append(self.door.clock_changed)
+        self.clockwatch.listeners.append(self.access.clock_changed)
         for name in READERS:
             component = importlib.import_module(name).create(self, self.access)
             if component is None:
@@ -321,6 +333,11 @@ class Daemon:
                 self.readers[reader.id] = reader
             self.components.append(component)
         self.components.append(self.access)
+        if self.config.rules or self.config.outputs:
+            from accessd.rules.component import RulesComponent
+
+            self.rules = RulesComponent(self, door=self.door, store=self.access.store)
+            self.components.append(self.rules)
 
     async def _watchdog(self, interval: float) -> None:
         # Pinged from the loop itself: a blocked loop stops the pings and systemd restarts us.

@@ -174,7 +174,7 @@ STAGING_COLUMNS = (
     "pin_hash",
     "qr_hash",
 )
-STAGING_SCHEMA = "CREATE TABLE IF NOT EXISTS staged (" + ", ".join(STAGING_COLUMNS) + ")"
+STAGING_SCHEMA = "CREATE TABLE IF NOT EXISTS staged (" + ", ".join(f'"{c}"' for c in STAGING_COLUMNS) + ")"
 
 
 def holder_values(f: dict) -> tuple:

@@ -68,6 +68,7 @@ from .fields import (
     HOLDER_KEYS,
     PIN_MAX,
     PIN_MIN,
+    SQL_HOLDER_COLUMNS,
     normalize_holder,
     parse_time,
 )
@@ -141,7 +142,7 @@ def remove_stale_staging(state_dir: Path) -> list[Path]:
 
 _HOLDER_COLUMNS = (
     "h.id, h.first_name, h.last_name, h.notes, h.suspended, h.valid_from, h.valid_to, h.uses, h.access_time,"
-    " h.conditions, h.uses_epoch"
+    " h.conditions, h.uses_epoch, h.schedule, h.\"group\""
 )
 _HAS = (
     ", EXISTS(SELECT 1 FROM credentials c WHERE c.holder_id = h.id AND c.kind = 'card')"
@@ -162,9 +163,11 @@ def _holder(row, uses: int | None) -> Holder:
         uses=uses,
         access_time=row[8],
         conditions=row[9],
-        has_card=bool(row[11]),
-        has_pin=bool(row[12]),
-        has_qr=bool(row[13]),
+        schedule=row[11],
+        group=row[12],
+        has_card=bool(row[13]),
+        has_pin=bool(row[14]),
+        has_qr=bool(row[15]),
     )
 
 
@@ -173,7 +176,7 @@ def _epoch() -> int:
 
 
 INSERT_HOLDER = (
-    f"INSERT INTO holders (id, {', '.join(HOLDER_COLUMNS)}, uses_epoch)"
+    f"INSERT INTO holders (id, {SQL_HOLDER_COLUMNS}, uses_epoch)"
     f" VALUES ({', '.join('?' * (len(HOLDER_COLUMNS) + 2))})"
 )
 
@@ -348,6 +351,8 @@ class EntryList:
             "uses": holder.uses,
             "access_time": holder.access_time,
             "conditions": json.loads(holder.conditions) if holder.conditions else None,
+            "schedule": holder.schedule,
+            "group": holder.group,
             **self.credentials(holder.id),
         }
 
@@ -448,7 +453,7 @@ class EntryList:
                     values.append(_epoch())
                 try:
                     self.conn.execute(
-                        "UPDATE holders SET " + ", ".join(f"{c} = ?" for c in columns) + " WHERE id = ?",
+                        "UPDATE holders SET " + ", ".join(f'"{c}" = ?' for c in columns) + " WHERE id = ?",
                         values + [holder.id],
                     )
                 except sqlite3.IntegrityError:
@@ -530,6 +535,14 @@ class EntryList:
             )
             self.state.execute("DELETE FROM reader_failures WHERE reader = ?", (reader,))
         return count, until
+
+    def record_passage(self, holder_id: int, direction: str, at: float) -> None:
+        """A holder's last passage (anti-passback); committed at once."""
+        self.state.execute("INSERT OR REPLACE INTO passages (holder_id, direction, at) VALUES (?, ?, ?)",
+                           (holder_id, direction, at))
+
+    def passages(self) -> dict[int, tuple[str, float]]:
+        return {h: (d, at) for h, d, at in self.state.execute("SELECT holder_id, direction, at FROM passages")}
 
     def clear_failures(self, reader: str) -> None:
         self.state.execute("DELETE FROM reader_failures WHERE reader = ?", (reader,))
@@ -636,9 +649,8 @@ class EntryList:
     def _bulk_insert(self, base: int) -> int:
         execute = self.conn.execute
         cur = execute(
-            "INSERT INTO holders (id, first_name, last_name, notes, suspended, valid_from, valid_to, uses,"
-            " access_time, conditions, uses_epoch) SELECT ? + rowid, first_name, last_name, notes, suspended,"
-            " valid_from, valid_to, uses, access_time, conditions, random() FROM staging.staged ORDER BY rowid",
+            f"INSERT INTO holders (id, {SQL_HOLDER_COLUMNS}, uses_epoch) SELECT ? + rowid, {SQL_HOLDER_COLUMNS},"
+            " random() FROM staging.staged ORDER BY rowid",
             (base,),
         )
         added = cur.rowcount

@@ -167,6 +167,16 @@ def format_name(value: object, formats: FormatLibrary) -> str:
         raise _Bad(f"a card format name, one of {', '.join(formats.names)}") from None
 
 
+_NAME = re.compile(r"[\w.-]{1,64}", re.ASCII)
+
+
+def config_name(value: object, _formats: FormatLibrary) -> str:
+    name = str(value).strip()
+    if not _NAME.fullmatch(name):
+        raise ValueError(value)
+    return name
+
+
 def pin_digits(value: object, _formats: FormatLibrary) -> str:
     pin = str(value).strip()
     if not _PIN.fullmatch(pin):
@@ -196,6 +206,10 @@ HOLDER_FIELDS: tuple[HolderField, ...] = (
                 blank=""),
     # accepted on import, exported after DESIGN's columns
     HolderField("access_time", "a number of seconds 1–3600", seconds(1, 3600), csv="extra"),
+    HolderField("schedule", "the name of a configured schedule (letters, digits, '.', '-', '_')", config_name,
+                csv="extra"),
+    HolderField("group", "the name of a configured access group (letters, digits, '.', '-', '_')", config_name,
+                csv="extra"),
     # not in CSV
     HolderField("conditions", "a JSON object", json_object, csv=None),
 )
@@ -203,6 +217,7 @@ HOLDER_FIELDS: tuple[HolderField, ...] = (
 FIELDS = {f.name: f for f in HOLDER_FIELDS}
 HOLDER_KEYS = frozenset(FIELDS)
 HOLDER_COLUMNS = tuple(f.name for f in HOLDER_FIELDS if f.store == "holder")  # columns of the holders table
+SQL_HOLDER_COLUMNS = ", ".join(f'"{c}"' for c in HOLDER_COLUMNS)  # quoted: GROUP is an SQL keyword
 CARD_KEYS = tuple(f.name for f in HOLDER_FIELDS if f.store == "card")
 CSV_COLUMNS = tuple(f.name for f in HOLDER_FIELDS if f.csv == "column")
 CSV_EXTRA_COLUMNS = tuple(f.name for f in HOLDER_FIELDS if f.csv == "extra")

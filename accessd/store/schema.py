@@ -117,6 +117,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     _canonical_format_names,
     _qr_texts_to_hashes,
+    # 5: a holder's schedule and access group (names of the config's [schedules.*] / [groups.*])
+    """
+    ALTER TABLE holders ADD COLUMN schedule TEXT;
+    ALTER TABLE holders ADD COLUMN "group" TEXT;
+    """,
 )
 
 # The indexes of the credentials table (a bulk import may drop and rebuild them).
@@ -148,6 +153,14 @@ STATE_MIGRATIONS: tuple[Migration, ...] = (
     CREATE TABLE reader_lockouts (
         reader TEXT PRIMARY KEY,
         until REAL NOT NULL
+    );
+    """,
+    # 2: anti-passback: each holder's last passage (direction, Unix time)
+    """
+    CREATE TABLE passages (
+        holder_id INTEGER PRIMARY KEY,
+        direction TEXT NOT NULL,
+        at REAL NOT NULL
     );
     """,
 )

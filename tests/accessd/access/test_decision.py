@@ -35,6 +35,14 @@ TABLE = [
     ({"suspended": True, "valid_to": "2020-01-01"}, {}, False, "suspended", None),
     ({"valid_to": "2020-01-01", "uses": 0}, {}, False, "expired", 0),
     ({"valid_from": "2030-01-01", "uses": 0}, {}, False, "not_yet_valid", 0),
+    ({"uses": 2}, {"in_schedule": False}, False, "outside_schedule", 2),  # before uses: none is taken
+    ({"valid_to": "2020-01-01"}, {"in_schedule": False}, False, "expired", None),
+    ({"suspended": True}, {"in_schedule": False}, False, "suspended", None),
+    ({"uses": 2}, {"refusal": "lockdown"}, False, "lockdown", 2),
+    ({"suspended": True}, {"refusal": "lockdown"}, False, "lockdown", None),  # before the holder's state
+    ({}, {"pin_ok": False, "refusal": "lockdown"}, False, "pin_mismatch", None),  # after the identity
+    ({"uses": 1}, {"passback": True}, False, "passback", 1),  # before uses
+    ({}, {"passback": True, "in_schedule": False}, False, "outside_schedule", None),
 ]
 
 
@@ -55,7 +63,7 @@ def test_decision_table(hkw, dkw, granted, reason, remaining):
 def test_every_decision_reason_is_covered_by_the_table_or_reader_level():
     # pin_timeout and invalid_format are reader-level denials, fault the shell's: not decide()'s
     seen = {row[3] for row in TABLE if row[3]}
-    assert seen | {"pin_timeout", "invalid_format", "fault"} == set(REASONS)
+    assert seen | {"pin_timeout", "invalid_format", "fault", "credential_not_allowed"} == set(REASONS)
     for reason in ("pin_timeout", "invalid_format"):
         assert Decision(granted=False, reason=reason).to_json()["reason"] == reason
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,8 @@ class FakeDaemon:
         self.readers: dict = {}
         self._clock = clock
         self.scheduler = Scheduler(clock)  # never attached: the tests tick by hand
+        self.tz = UTC
+        self.wall = time.time
         self.fail_publish: set[str] = set()
 
     def clock(self) -> float:
@@ -176,7 +179,7 @@ def test_relay_at_normal_from_construction(make, normal_state, locked):
     relay_pin = pin(d, 22)
     assert relay_pin.function == "output" and relay_pin.state is locked
     assert (not locked) not in relay_pin.levels  # never showed the unlocked level
-    assert set(d.commands) == {"door.unlock", "door.lock", "simulate.input"}
+    assert set(d.commands) == {"door.unlock", "door.lock", "door.lockdown", "simulate.input"}
     assert d.statuses["relay"]()["state"] == "locked"
     assert set(d.statuses["inputs"]()) == {"contact", "rex", "tamper"}
     assert d.statuses["door"]()["contact"] == "closed"  # mock inputs start at rest
@@ -672,3 +675,14 @@ def test_relay_write_failure_is_contained(make, monkeypatch, caplog):
     ctl.grant(seconds=None, holder=None, reader="r")  # does not raise into the access path
     assert d.events[-1][0] == "door.locked" and "Input/output error" in d.events[-1][1]["error"]
     assert pin(d, 22).state is False and not ctl.door.unlocked
+
+
+def test_lockdown_input_sets_and_lifts_lockdown(make):
+    clock = Clock()
+    d, ctl = make('[inputs.panic]\npin = 5\nnormal_state = "open"\n[modes]\nlockdown_input = "panic"\n', clock=clock)
+    set_input(d, ctl, "panic", "active", clock)
+    modes = [f for t, f in d.events if t == "door.mode"]
+    assert modes[-1]["mode"] == "lockdown" and modes[-1]["source"] == "command"
+    set_input(d, ctl, "panic", "inactive", clock)
+    modes = [f for t, f in d.events if t == "door.mode"]
+    assert modes[-1]["mode"] == "locked" and ctl.door_status()["mode"]["lockdown"] is False

@@ -334,7 +334,7 @@ def test_status_reports_state():
     door.handle(Contact(open=True), 1.0)
     s = door.status(2.0)
     assert s == {"state": "unlocked", "contact": "open", "unlocked_for": 5.0, "open_for": 1.0,
-                 "alarms": [], "shunted": False}
+                 "alarms": [], "shunted": False, "hold": False}
 
 
 # --- invariants over random event sequences -----------------------------------------------------

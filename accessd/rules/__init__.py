@@ -1,0 +1,1 @@
+"""Event rules: a condition on events, schedules or a manual trigger, and actions."""
