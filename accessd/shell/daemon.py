@@ -306,6 +306,11 @@ class Daemon:
                 self.readers[reader.id] = reader
             self.components.append(component)
         self.components.append(self.access)
+        from accessd.fleet import mqtt
+
+        fleet = mqtt.create(self, log=self.log, door=self.door, status=self.status)
+        if fleet is not None:
+            self.components.append(fleet)
 
     async def _watchdog(self, interval: float) -> None:
         # Pinged from the loop itself: a blocked loop stops the pings and systemd restarts us.
