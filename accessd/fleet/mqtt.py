@@ -117,8 +117,8 @@ class Mqtt:
         self.loop = self.shell.loop
         self.cursor = self._read_cursor()
         self._nonces = self._read_nonces()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device, clean_session=True,
-                        protocol=mqtt.MQTTv311)
+        # MQTT 5: "retain as published" lets a live retained command be seen as retained
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device, protocol=mqtt.MQTTv5)
         c.will_set(f"{self.prefix}/status", "offline", qos=1, retain=True)
         if self.cfg.tls_ca or self.cfg.tls_cert:
             c.tls_set(ca_certs=self.cfg.tls_ca, certfile=self.cfg.tls_cert, keyfile=self.cfg.tls_key)
@@ -127,6 +127,7 @@ class Mqtt:
             if self.cfg.password_file:
                 password = Path(self.cfg.password_file).read_text().strip()
             c.username_pw_set(self.cfg.username, password)
+        c.suppress_exceptions = True  # a failing callback is logged, never the end of the network thread
         c.max_inflight_messages_set(self.cfg.max_inflight)
         c.reconnect_delay_set(0.2, 5)
         c.on_connect = self._on_connect
@@ -134,7 +135,7 @@ class Mqtt:
         c.on_publish = self._on_publish
         c.on_message = self._on_message
         self.client = c
-        c.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive)
+        c.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive, clean_start=True)
         c.loop_start()
         self._thread = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
         self._thread.start()
@@ -171,7 +172,9 @@ class Mqtt:
             return
         self.connected = True
         client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
-        client.subscribe(f"{self.prefix}/cmd", qos=1)
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        client.subscribe(f"{self.prefix}/cmd", options=SubscribeOptions(qos=1, retainAsPublished=True))
         self._inbox.put(("connected", None))
         self._wake.set()
 
@@ -200,7 +203,7 @@ class Mqtt:
                 self._save_cursor()
                 last_save = time.monotonic()
             room = self.cfg.max_inflight - len(self._window)
-            if room <= 0:
+            if room <= 0 or not self.connected:  # paho would queue; the log is our queue
                 continue
             try:
                 if db is None:
@@ -251,7 +254,10 @@ class Mqtt:
         entry = [seq, False]
         self._window.append(entry)
         info = self.client.publish(topic, payload, qos=qos)
-        self._by_mid[info.mid] = entry
+        if qos == 0 and info.rc != 0:  # at most once, by choice: dropped while disconnected
+            entry[1] = True
+        else:
+            self._by_mid[info.mid] = entry
         self.sent += 1
 
     def _drain_acks(self) -> None:
@@ -305,8 +311,9 @@ class Mqtt:
 
         status = self._on_loop(lambda: self.status_fn(), timeout=5) or {}
         door = status.get("door") or {}
-        locked = door.get("locked", door.get("state") != "unlocked")
-        self._state("lock", "LOCKED" if locked else "UNLOCKED")
+        self._state("lock", "UNLOCKED" if door.get("state") == "unlocked" else "LOCKED")
+        if door.get("contact") is not None:
+            self._state("contact", "ON" if door["contact"] == "open" else "OFF")
         readers = status.get("readers") or {}
         if readers:
             self._state("reader", str(next(iter(readers.values())).get("link", next(iter(readers.values())).get("state", "unknown"))))
@@ -405,6 +412,8 @@ class Mqtt:
         self.client.publish(topic, json.dumps({"id": rid, "device": self.device, **payload}), qos=1)
 
     def _command(self, msg) -> None:
+        if msg.retain and not msg.payload:
+            return  # a retained message being cleared
         rid = None
         try:
             try:
@@ -420,6 +429,8 @@ class Mqtt:
                 fields["id"] = rid
             self.shell.publish_threadsafe("security.rejected_command", **fields)
             self._reply(rid, {"ok": False, "error": {"kind": "rejected", "reason": exc.reason}})
+            if msg.retain and msg.payload:  # clear it, so that no later subscription replays it
+                self.client.publish(msg.topic, b"", qos=1, retain=True)
             return
         outcome = self._on_loop(lambda: self._execute(body))
         if outcome is None:
