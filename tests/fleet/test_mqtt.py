@@ -267,3 +267,42 @@ def test_home_assistant_discovery(broker, daemon_factory, subscriber_factory):
     assert "homeassistant/sensor/door-1/reader/config" in configs
     assert all(m.retain for m in sub.messages if m.topic.startswith("homeassistant/"))
     sub.wait_for(lambda ms: any(m.topic == f"{PREFIX}/state/lock" and m.payload == b"LOCKED" for m in ms))
+
+
+def test_broker_down_at_start_events_arrive_later(broker, daemon_factory, subscriber_factory):
+    sub = subscriber_factory(broker.port, [f"{PREFIX}/event/#"])
+    broker.stop()
+    d = daemon_factory(mqtt_toml(broker.port))
+    d.result("holders.add", first_name="Ann", card="0B40288", bit_length=26)
+    done = d.cli("check-credential", "--card", "0B40288", "--bit-length", "26", "--present", "--json")
+    assert json.loads(done.stdout)["decision"] == "granted"
+    broker.start()
+    n = last_seq(d)
+    sub.wait_for(lambda ms: {json.loads(m.payload)["seq"] for m in ms} >= set(range(1, n + 1)), timeout=30)
+    assert_in_order(sub.events(), n)
+    assert any(e["type"] == "access.granted" for e in sub.events())
+
+
+@pytest.mark.parametrize(("table", "key"), [
+    ('[mqtt]\nhost = "h"\nport = 0\n', "mqtt.port"),
+    ('[mqtt]\nhost = "h"\nsite_public_key = "00"\n', "mqtt.site_public_key"),
+    ('[mqtt]\nhost = "h"\ntls_cert = "/c.pem"\n', "mqtt.tls_cert"),
+    ('[mqtt]\nhost = "h"\ntopic_prefix = "a/#"\n', "mqtt.topic_prefix"),
+    ('[mqtt]\nhost = "h"\nqos = 3\n', "mqtt.qos"),
+    ('[mqtt]\nhots = "h"\n', "mqtt.hots"),
+])
+def test_config_errors_name_the_key(table, key):
+    import tomllib
+
+    from accessd.config import parse_config
+    from accessd.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config(tomllib.loads(table))
+    assert key in str(info.value)
+
+
+def test_off_without_host():
+    from accessd.config import parse_config
+
+    assert parse_config({}).mqtt.host is None
