@@ -390,6 +390,45 @@ class ModesConfig:
     lockdown_input: str | None = opt(None, expect="an input name")  # active: lockdown, inactive: lifted
 
 
+def _name(value: object) -> str | None:
+    return None if re.fullmatch(r"[\w.-]{1,64}", str(value)) else "expected 1–64 letters, digits, '.', '-' or '_'"
+
+
+def _ed25519_hex(value: object) -> str | None:
+    return None if re.fullmatch(r"[0-9A-Fa-f]{64}", str(value)) else "expected an Ed25519 public key as 64 hexadecimal digits"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttConfig:
+    """The fleet link (accessd/fleet/mqtt.py); off while ``host`` is not set."""
+
+    host: str | None = opt(None, expect="a broker host name or address")
+    port: int = opt(1883, expect="a TCP port", range=(1, 65535))
+    tls_ca: str | None = opt(None, expect="an absolute path", check=_abs_path)
+    tls_cert: str | None = opt(None, expect="an absolute path", check=_abs_path)
+    tls_key: str | None = opt(None, expect="an absolute path", check=_abs_path)
+    username: str | None = opt(None, expect="a user name")
+    password_file: str | None = opt(None, expect="an absolute path", check=_abs_path)
+    keepalive: int = opt(30, expect="a number of seconds", range=(5, 3600))
+    device_id: str | None = opt(None, expect="a device name (default: the host name)", check=_name)
+    topic_prefix: str | None = opt(None, expect="a topic prefix (default: accessd/<device_id>)",
+                                   check=lambda v: None if v and not set("+#") & set(str(v)) and not str(v).endswith("/") else "expected a topic without wildcards or a trailing /")
+    publish: list[str] = opt(factory=lambda: ["*"], expect="event type globs")
+    qos: int = opt(1, choices=(0, 1, 2))
+    qos_by_type: dict[str, int] = opt(factory=dict, expect="a QoS for the events of this type glob", range=(0, 2))
+    site_public_key: str | None = opt(None, check=_ed25519_hex)
+    command_window: float = opt(60.0, expect="a number of seconds a signed command stays valid", range=(5, 3600))
+    homeassistant: bool = opt(True)
+    batch: int = opt(500, expect="a number of events read from the log at once", range=(1, 10_000))
+    max_inflight: int = opt(200, expect="a number of unacknowledged events", range=(1, 65_535))
+
+    def check(self, path: str) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError(f"{path}.tls_cert", "a client certificate needs both tls_cert and tls_key")
+        if self.password_file is not None and self.username is None:
+            raise ConfigError(f"{path}.password_file", "a password needs mqtt.username")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     daemon: DaemonConfig = opt(factory=DaemonConfig)
@@ -404,6 +443,7 @@ class Config:
     modes: ModesConfig = opt(factory=ModesConfig)
     outputs: dict[str, OutputConfig] = opt(factory=dict)
     rules: list[RuleConfig] = opt(factory=list)
+    mqtt: MqttConfig = opt(factory=MqttConfig)
 
     def check(self, path: str) -> None:
         _check_pins(self)

@@ -338,6 +338,11 @@ class Daemon:
 
             self.rules = RulesComponent(self, door=self.door, store=self.access.store)
             self.components.append(self.rules)
+        from accessd.fleet import mqtt
+
+        fleet = mqtt.create(self, log=self.log, door=self.door, status=self.status)
+        if fleet is not None:
+            self.components.append(fleet)
 
     async def _watchdog(self, interval: float) -> None:
         # Pinged from the loop itself: a blocked loop stops the pings and systemd restarts us.

@@ -63,6 +63,7 @@ class EventLog:
         self._db: sqlite3.Connection | None = None
         self.last_seq = 0
         self.write_error: str | None = None
+        self.on_commit: list = []  # callables run by the writer thread after each committed batch
 
     # -- opening -----------------------------------------------------------------
     def open(self) -> LogCorrupt | None:
@@ -133,6 +134,9 @@ class EventLog:
             with self._lock:
                 self._written += len(batch)
                 self._flushed.notify_all()
+            if batch:
+                for fn in self.on_commit:
+                    fn()
             if stop and not self._pending:
                 return
 

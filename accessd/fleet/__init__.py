@@ -1,0 +1,1 @@
+"""The fleet link: MQTT events, Home Assistant discovery, signed commands."""
