@@ -199,11 +199,35 @@ class WiegandConfig(CardKeys):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QrConfig:
+    """``[reader.qr]`` (accessd/readers/qr.py): a QR scanner beside the card reader; off
+    while neither ``port`` nor ``evdev`` is set."""
+
+    port: str | None = opt(None, expect="a serial device or pyserial URL")
+    evdev: str | None = opt(None, expect="an absolute path", check=_abs_path)
+    baud: int = opt(9600, choices=(1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200))
+    terminator: str = opt("\r", expect="1–4 characters ending a scan (\"\\r\", \"\\n\", \"\\r\\n\")",
+                          check=lambda v: None if 1 <= len(str(v)) <= 4 and str(v).isascii() else "expected 1–4 ASCII characters")
+    max_length: int = opt(512, expect="a number of bytes", range=(1, 7089))
+    grab: bool = opt(True)
+    id: str = opt("qr", expect="a reader name", check=lambda v: None if re.fullmatch(r"[\w.-]{1,32}", str(v)) else "expected 1–32 letters, digits, '.', '-' or '_'")
+
+    @property
+    def enabled(self) -> bool:
+        return self.port is not None or self.evdev is not None
+
+    def check(self, path: str) -> None:
+        if self.port is not None and self.evdev is not None:
+            raise ConfigError(f"{path}.evdev", "set port (a serial scanner) or evdev (a HID scanner), not both")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReaderConfig:
     protocol: str = opt("none", choices=("osdp", "wiegand", "none"))
     id: str = opt("reader1", expect="a reader name", check=lambda v: None if re.fullmatch(r"[\w.-]{1,32}", str(v)) else "expected 1–32 letters, digits, '.', '-' or '_'")
     osdp: OsdpConfig = opt(factory=OsdpConfig)
     wiegand: WiegandConfig = opt(factory=WiegandConfig)
+    qr: QrConfig = opt(factory=QrConfig)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -65,19 +65,30 @@ class Presented:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rejected:
-    """Bits that are no credential (``access.denied`` with reason ``invalid_format``)."""
+    """Bits that are no credential, or a QR scan that gave no text (``access.denied``
+    with reason ``invalid_format``).  A QR rejection carries no bits and never the
+    scanned bytes: only why (``detail``)."""
 
     bits: str
     detail: str
     swapped: bool = False
+    kind: str = "card"
 
     def __post_init__(self) -> None:
-        check_bits(self.bits)
+        if self.kind == "qr":
+            if self.bits or self.swapped:
+                raise ValueError("a QR rejection carries no bits")
+        elif self.kind == "card":
+            check_bits(self.bits)
+        else:
+            raise ValueError(f"a rejection is of a card or a qr scan, got {self.kind!r}")
         if not self.detail:
             raise ValueError("a rejection says why")
 
     def fields(self) -> dict:
         """The fields ``access.denied`` carries for it."""
+        if self.kind == "qr":
+            return {"kind": "qr", "detail": self.detail}
         out = {"bits": self.bits, "bit_length": len(self.bits), "detail": self.detail}
         if self.swapped:
             out["swapped"] = True
@@ -175,7 +186,12 @@ class ReaderPipeline:
         return [self._pin(e) for e in self.pins.feed(keys, now) if isinstance(e, PinEntered | PinTimeout)]
 
     def qr(self, text: str) -> list[Outcome]:
+        """A QR scanner's text."""
         return [Presented(credential=Credential(kind="qr", qr=text))]
+
+    def qr_rejected(self, detail: str) -> list[Outcome]:
+        """A scan that gave no text (too long, not UTF-8, a key the layout does not type)."""
+        return [Rejected(bits="", detail=detail, kind="qr")]
 
     def next_deadline(self) -> float | None:
         return self.pins.next_deadline()

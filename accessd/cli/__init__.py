@@ -73,6 +73,8 @@ def _cmd_simulate(args) -> int:
         params = {"bits": args.bits}
     elif what == "keys":
         params = {"digits": args.digits}
+    elif what == "qr":
+        params = {"text": args.text}
     else:
         params = {"name": args.name, "state": args.state}
     result = call(args, f"simulate.{what}", **params)
@@ -112,6 +114,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     q.add_argument("bits", help="0s and 1s in wire order")
     q = sim.add_parser("keys", help="keypad keys (digits, * and #)")
     q.add_argument("digits", help="the keys, e.g. 1234#")
+    q = sim.add_parser("qr", help="a QR code's text through the scanner's decoder ([reader.qr] set)")
+    q.add_argument("text", help="the scanned text")
     q = sim.add_parser("input", help="an input: contact, rex, tamper or a configured one")
     q.add_argument("name", help="contact, rex, tamper or a configured input's name")
     q.add_argument("state", choices=("active", "inactive", "cut", "short"), help="active, inactive (cut, short: supervised inputs)")

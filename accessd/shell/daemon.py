@@ -55,7 +55,7 @@ from accessd.timeutil import device_tz, parse_time
 log = logging.getLogger("accessd")
 
 # Reader protocol modules: each has ``create(shell, sink) -> ReaderComponent | None``.
-READERS: tuple[str, ...] = ("accessd.readers.wiegand", "accessd.readers.osdp")
+READERS: tuple[str, ...] = ("accessd.readers.wiegand", "accessd.readers.osdp", "accessd.readers.qr")
 
 
 def make_pin_factory(name: str):
