@@ -265,7 +265,8 @@ def test_home_assistant_discovery(broker, daemon_factory, subscriber_factory):
     assert lock["device"]["identifiers"] == ["accessd_door-1"] and "sw_version" in lock["device"]
     assert configs["homeassistant/binary_sensor/door-1/contact/config"]["device_class"] == "door"
     assert "homeassistant/sensor/door-1/reader/config" in configs
-    assert all(m.retain for m in sub.messages if m.topic.startswith("homeassistant/"))
+    late = subscriber_factory(broker.port, ["homeassistant/#"], "ha-late")  # they are retained
+    late.wait_for(lambda ms: len(ms) >= 3 and all(m.retain for m in ms))
     sub.wait_for(lambda ms: any(m.topic == f"{PREFIX}/state/lock" and m.payload == b"LOCKED" for m in ms))
 
 
