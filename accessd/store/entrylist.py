@@ -637,7 +637,7 @@ class EntryList:
                         conn.execute("RELEASE bulk")
                 staged = (
                     staged_fields(r)
-                    for r in conn.execute("SELECT " + ", ".join(STAGING_COLUMNS) + " FROM staging.staged ORDER BY rowid")
+                    for r in conn.execute("SELECT " + ", ".join(f'"{c}"' for c in STAGING_COLUMNS) + " FROM staging.staged ORDER BY rowid")
                 )
                 report.rows = 0
                 self._import_in_transaction(staged, errors, report)

@@ -64,7 +64,7 @@ def test_an_unknown_text_is_denied_and_a_too_long_scan_is_invalid_format_without
 def test_simulate_qr_goes_through_the_same_decoder_and_policy(scanner):
     d, _ = scanner
     out = d.result("simulate.qr", text=TEXT)
-    assert out["decisions"][0]["granted"] is True
+    assert out["decisions"][0]["decision"] == "granted" and out["decisions"][0]["holder"]["first_name"] == "Rita"
     out = d.result("simulate.qr", text="Y" * 100)
     assert [x["reason"] for x in out["decisions"]] == ["invalid_format"]
 
