@@ -84,7 +84,10 @@ def _holder_options(q, *, update: bool) -> None:
     pin.add_argument("--generate-pin", action="store_true", help="a unique random PIN (access.pin_length digits)")
     if update:
         pin.add_argument("--no-pin", action="store_true", help="remove the holder's PIN")
-    q.add_argument("--qr", metavar="TEXT", help="the text of the holder's QR code")
+    qr = q.add_mutually_exclusive_group()
+    qr.add_argument("--qr", metavar="TEXT", help="the text of the holder's QR code (stored as an HMAC)")
+    qr.add_argument("--qr-generate", action="store_true", help="a new random QR credential (AQ1-…), shown once")
+    q.add_argument("--qr-image", metavar="FILE", help="write the QR code as FILE.png or FILE.svg (mode 0600)")
     q.add_argument("--valid-from", metavar="T", help="ISO 8601 date or date-time (device time zone when none)")
     q.add_argument("--valid-to", metavar="T", help="ISO 8601; a date means through the end of that day")
     q.add_argument("--uses", metavar="N", help="number of uses left (\"\" or 'unlimited' for no limit)")
@@ -161,23 +164,56 @@ def _describe(h: dict) -> str:
     return f"#{h['id']} {name}: " + ", ".join(creds or ["no credential"]) + ("; " + ", ".join(state) if state else "")
 
 
-def _add(args) -> int:
-    h = call(args, "holders.add", **_params(args, update=False))
-    text = "added " + _describe(h)
+def _qr(args, params: dict) -> str | None:
+    """``--qr-generate`` / ``--qr-image``: the QR text to send, checked before anything is
+    written (a bad image name is a usage error and no holder changes)."""
+    if args.qr_image is None and not args.qr_generate:
+        return None
+    from ..qrcode import QrImageError, generate_text, image_kind
+
+    if args.qr_image is not None:
+        if args.qr is None and not args.qr_generate:
+            raise fail("holders: --qr-image needs --qr TEXT or --qr-generate")
+        try:
+            image_kind(args.qr_image)
+        except QrImageError as exc:
+            raise fail(f"holders: --qr-image: {exc}") from None
+    text = args.qr if args.qr is not None else generate_text()
+    params["qr"] = text
+    return text
+
+
+def _saved(args, h: dict, verb: str, qr_text: str | None) -> int:
+    text = f"{verb} " + _describe(h)
     if "generated_pin" in h:
         text += f"\ngenerated PIN: {h['generated_pin']} (shown only now; it is stored hashed)"
+    if qr_text is not None:
+        if args.qr_generate:
+            h = {**h, "generated_qr": qr_text}
+            text += f"\ngenerated QR: {qr_text} (shown only now; it is stored as an HMAC)"
+        if args.qr_image is not None:
+            from ..qrcode import QrImageError, write_image
+
+            try:
+                path = write_image(qr_text, args.qr_image)
+            except (QrImageError, OSError) as exc:
+                raise fail(f"holders: the holder is saved, but its QR image was not written: {exc}") from None
+            h = {**h, "qr_image": str(path)}
+            text += f"\nQR image: {path} (mode 0600: the image is the credential)"
     emit(args, h, text)
     return 0
+
+
+def _add(args) -> int:
+    params = _params(args, update=False)
+    qr_text = _qr(args, params)
+    return _saved(args, call(args, "holders.add", **params), "added", qr_text)
 
 
 def _update(args) -> int:
     params = _params(args, update=True)
-    h = call(args, "holders.update", holder=args.holder, **params)
-    text = "updated " + _describe(h)
-    if "generated_pin" in h:
-        text += f"\ngenerated PIN: {h['generated_pin']} (shown only now; it is stored hashed)"
-    emit(args, h, text)
-    return 0
+    qr_text = _qr(args, params)
+    return _saved(args, call(args, "holders.update", holder=args.holder, **params), "updated", qr_text)
 
 
 def _show(args) -> int:

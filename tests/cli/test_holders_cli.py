@@ -257,3 +257,27 @@ def test_exports_neutralise_formula_cells_and_an_import_reads_them_back(daemon, 
                                          newline="")))
     assert events and all(not cell or cell[0] not in "=+-@\t\r" for e in events for cell in e)
     assert any(cell.startswith("'=HYPERLINK(") for e in events for cell in e)
+
+
+def test_qr_generate_writes_an_image_that_decodes_to_the_granted_text(daemon, tmp_path):
+    import zxingcpp
+    from PIL import Image
+
+    image = tmp_path / "rita.png"
+    out = js(daemon.cli("holders", "add", "--first-name", "Rita", "--qr-generate", "--qr-image", str(image), "--json",
+                        check=0))
+    text = out["generated_qr"]
+    assert text.startswith("AQ1-") and out["qr_image"] == str(image)
+    assert os.stat(image).st_mode & 0o777 == 0o600
+    assert [r.text for r in zxingcpp.read_barcodes(Image.open(image))] == [text]
+    assert text not in json.dumps(js(daemon.cli("holders", "show", "Rita", "--json", check=0)))
+    granted = js(daemon.cli("check-credential", "--qr", text, "--json", check=0))
+    assert granted["decision"] == "granted" and granted["holder"]["first_name"] == "Rita"
+
+
+def test_qr_image_with_a_bad_suffix_is_refused_before_any_holder_is_added(daemon, tmp_path):
+    done = daemon.cli("holders", "add", "--first-name", "Sam", "--qr-generate", "--qr-image", str(tmp_path / "sam.jpg"),
+                      check=2)
+    assert "sam.jpg" in done.stderr
+    assert daemon.result("holders.list")["holders"] == []
+    assert not (tmp_path / "sam.jpg").exists()
