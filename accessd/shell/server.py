@@ -190,8 +190,14 @@ class Connection:
 
     async def handle_line(self, line: bytes) -> None:
         try:
-            req = json.loads(line)
+            req = json.loads(line, parse_constant=_no_constant)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.respond(self._error(None, "invalid", f"request is not valid JSON: {exc}"))
+            return
+        except RecursionError:
+            self.respond(self._error(None, "invalid", "request is nested too deeply"))
+            return
+        except ValueError as exc:  # NaN/Infinity, an integer over Python's digit limit
             self.respond(self._error(None, "invalid", f"request is not valid JSON: {exc}"))
             return
         if not isinstance(req, dict):
@@ -218,6 +224,11 @@ class Connection:
             self.respond(self._error(rid, "invalid", f"{cmd} failed: {type(exc).__name__}: {exc}"))
         else:
             self.respond({"id": rid, "ok": True, "result": result})
+
+
+def _no_constant(name: str):
+    """NaN, Infinity and -Infinity are not JSON (RFC 8259); Python's parser takes them."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 # audit(cmd, peer, params, result, error_kind): called after every privileged command

@@ -54,6 +54,10 @@ def test_greeting_and_status(daemon):
         (b'{"id": 8, "cmd": "subscribe", "params": {"types": []}}\n', "subscribe: \"types\" must be a non-empty list"),
         (b'{"id": 9, "cmd": "events", "params": {"since": "yesterday"}}\n', "events: since: expected an ISO 8601"),
         (b'{"id": 10, "cmd": "events", "params": {"limit": -1}}\n', "events: limit must be a non-negative integer"),
+        (b"[" * 60000 + b"\n", "request is nested too deeply"),
+        (b'{"id": ' + b"9" * 5000 + b', "cmd": "status"}\n', "request is not valid JSON"),
+        (b'{"id": NaN, "cmd": "status"}\n', "NaN is not a JSON number"),
+        (b'{"id": 1, "cmd": "status", "params": {"x": -Infinity}}\n', "-Infinity is not a JSON number"),
     ],
 )
 def test_malformed_requests_get_an_error_naming_the_problem(daemon, line, message):
