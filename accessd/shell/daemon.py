@@ -263,7 +263,7 @@ class Daemon:
             self.scheduler.attach(self.loop)
         self._stop = asyncio.Event()
         if signals:  # the main thread only; tests and benchmarks run the loop elsewhere
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # every one stops cleanly: relay, log flushed
                 self.loop.add_signal_handler(sig, self._stop.set)
         try:
             await self._start()

@@ -156,3 +156,16 @@ def test_relay_first_holds_the_fan_out_until_the_block_ends(tmp_path):
     assert [(e["seq"], e["type"]) for e in sent] == [(1, "credential.read"), (2, "access.granted"), (3, "door.unlocked")]
     daemon.publish("door.locked", reason="timeout")
     assert sent[-1]["type"] == "door.locked"  # outside the block: at once
+
+
+def test_sighup_during_an_unlock_locks_the_relay_and_keeps_the_last_events(daemon_factory):
+    import signal
+
+    d = daemon_factory()
+    d.result("door.unlock", seconds=30)
+    assert d.stop(signal.SIGHUP) == 0
+    d.start()
+    types = [e["type"] for e in d.result("events")["events"]]
+    # the first run's last events were flushed: it stopped, and the door locked, before the restart
+    first_run = types[:types.index("system.started", 1)]
+    assert first_run[-2:] == ["system.stopping", "door.locked"] and "door.unlocked" in first_run, types
