@@ -29,16 +29,19 @@ copy_tree "$root/accessd" "$lib/accessd"
 copy_tree "$root/protocols" "$lib/accessd/protocols"
 copy_tree "$root/wiring" "$lib/accessd/wiring"
 
-# gpiozero 2.0.1 (pure Python; the wheel is checked against its hash)
-wheel=$build/wheels/gpiozero-2.0.1-py3-none-any.whl
-if [ ! -f "$wheel" ]; then
-    "$python" -m pip download -q --no-deps --only-binary :all: --require-hashes -r "$here/vendor.txt" -d "$build/wheels"
-fi
-echo "8f621de357171d574c0b7ea0e358cb66e560818a47b0eeedf41ce1cdbd20c70b  $wheel" | sha256sum -c --quiet
-"$python" - "$wheel" "$lib/vendor" <<'PY'
-import sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z:
-    z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith(("gpiozero/", "gpiozero-"))])
+# pure-Python wheels Debian 12 lacks (gpiozero 2.0.1, paho-mqtt 2.x: Debian has 1.6),
+# pinned by hash in vendor.txt (pip checks each against it)
+"$python" -m pip download -q --no-deps --only-binary :all: --require-hashes -r "$here/vendor.txt" -d "$build/wheels"
+"$python" - "$here/vendor.txt" "$build/wheels" "$lib/vendor" <<'PY'
+import pathlib, re, sys, zipfile
+pins = [line.split()[0] for line in open(sys.argv[1]) if line.strip() and not line.startswith("#")]
+for pin in pins:
+    name, version = pin.split("==")
+    stem = re.sub(r"[-.]+", "_", name)
+    wheel, = pathlib.Path(sys.argv[2]).glob(f"{stem}-{version}-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        top = {n.split("/")[0] for n in z.namelist()}
+        z.extractall(sys.argv[3], [n for n in z.namelist() if n.split("/")[0] in top])
 PY
 find "$lib/vendor" -name '*.pyc' -delete
 
@@ -71,6 +74,11 @@ for f in "$root"/examples/*.toml; do install -D -m 0644 "$f" "$doc/examples/$(ba
     echo "Copyright: Ben Nuttall, Dave Jones and the gpiozero contributors"
     echo "License: BSD-3-Clause"
     sed 's/^$/./; s/^/ /' "$lib"/vendor/gpiozero-2.0.1.dist-info/LICENSE* 2>/dev/null || echo " see usr/lib/accessd/vendor/gpiozero-2.0.1.dist-info"
+    echo
+    echo "Files: usr/lib/accessd/vendor/paho/*"
+    echo "Copyright: the Eclipse Paho contributors"
+    echo "License: EPL-2.0 or EDL-1.0"
+    echo " see usr/lib/accessd/vendor/paho_mqtt-*.dist-info/licenses"
 } > "$doc/copyright"
 changes=$(date -u -d "@$SOURCE_DATE_EPOCH" -R)
 printf 'accessd (%s) unstable; urgency=medium\n\n  * Built from %s.\n\n -- accessd authors <accessd@localhost>  %s\n' \

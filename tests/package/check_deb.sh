@@ -46,6 +46,12 @@ accessd-cli wiegand decode 00101101000000001010001000 | grep -q 'H10301' || fail
 rc=0; accessd-cli --socket /nonexistent/accessd.sock status >/dev/null 2>&1 || rc=$?
 [ "$rc" = 3 ] || fail "status without a daemon: exit $rc, want 3"
 
+step "the bundled paho-mqtt 2.x is the one the installed code imports"
+/usr/bin/python3 -I -c "import sys; sys.path[:0] = ['/usr/lib/accessd', '/usr/lib/accessd/vendor']
+import paho.mqtt.client as m, accessd.fleet.mqtt
+assert m.__file__.startswith('/usr/lib/accessd/vendor/') and hasattr(m, 'CallbackAPIVersion'), m.__file__" \
+    || fail "paho-mqtt 2.x is not importable from /usr/lib/accessd/vendor"
+
 step "the installed daemon runs (demo: mock GPIO, as user accessd)"
 out=$(timeout -s INT 8 setpriv --reuid=accessd --regid=accessd --init-groups accessd --demo 2>&1) || [ $? -eq 124 ] || true
 echo "$out" | grep -q "socket:" || fail "accessd --demo did not start: $out"

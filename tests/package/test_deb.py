@@ -45,6 +45,7 @@ def test_contents(deb):
         "/etc/accessd/accessd.toml", "/usr/share/doc/accessd/copyright",
         "/usr/lib/accessd/accessd/main.py", "/usr/lib/accessd/accessd/protocols/wiegand/formats.py",
         "/usr/lib/accessd/accessd/wiring/boards.py", "/usr/lib/accessd/vendor/gpiozero/pins/lgpio.py",
+        "/usr/lib/accessd/vendor/paho/mqtt/client.py", "/usr/lib/accessd/accessd/fleet/mqtt.py",
     ):
         assert want in paths, want
     assert not any("__pycache__" in p or p.endswith(".pyc") for p in paths)  # postinst compiles
