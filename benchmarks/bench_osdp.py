@@ -4,8 +4,8 @@ One run measures, one after the other, against a libosdp ``PeripheralDevice``
 (PyPI ``libosdp``, run in this process on a fresh pty for each peer):
 
 * ``accessd thread``: our CP (protocols/osdp/cp.py) on its bus thread
-  (accessd/reader_osdp.BusThread), cards handed to an asyncio loop — the daemon's path;
-* ``accessd loop``: the same CP driven from the asyncio loop (reader_osdp.BusLoop);
+  (accessd/readers/osdp.BusThread), cards handed to an asyncio loop — the daemon's path;
+* ``accessd loop``: the same CP driven from the asyncio loop (readers/osdp.BusLoop);
 * ``… +busy loop``: both again while the loop is busy 2 ms of every 10 ms
   (socket clients, event log): what the daemon's loop looks like under load;
 * ``libosdp CP``: libosdp's ``ControlPanel`` with its defaults (20 ms refresh);
@@ -297,7 +297,7 @@ def classic() -> None:
 OURS_MULTI = r'''
 import json, os, sys, time, threading
 sys.path.insert(0, sys.argv[1])
-from accessd.reader_osdp import BusThread
+from accessd.readers.osdp import BusThread
 from accessd.protocols.osdp import events as ev
 from accessd.protocols.osdp.cp import ControlPanel, PdConfig
 from accessd.wiring.serial_port import SerialPort

@@ -101,6 +101,9 @@ class Daemon:
         self.pin_factory = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.log = EventLog(self.state_dir / "events.db", capacity=d.event_capacity, flush_interval=d.flush_interval)
+        # events the disk refused past the in-memory backlog: the gap is recorded once writes work again
+        self.log.on_lost = lambda first, last, count: self.publish_threadsafe(
+            "system.events_lost", first=first, last=last, count=count, via="log")
         self.server = Server(
             max_clients=d.max_clients, queue_size=d.subscriber_queue, max_request=d.max_request,
             max_clients_per_uid=d.max_clients_per_uid, admin_reserve=d.admin_reserve,
@@ -208,7 +211,7 @@ class Daemon:
                 "pin_factory": self.config.daemon.pin_factory,
                 "socket": self.server.path,
                 "state_dir": str(self.state_dir),
-                "log": {"last_seq": self._seq, "write_error": self.log.write_error,
+                "log": {"last_seq": self._seq, "write_error": self.log.write_error, "unwritten": self.log.unwritten,
                         "corrupt_file_kept": self.log_corrupt.kept if self.log_corrupt else None},
             },
             "readers": {rid: r.status() for rid, r in self.readers.items()},

@@ -7,6 +7,12 @@ or a power cut loses at most the events of the last interval.  The file is check
 ``PRAGMA quick_check`` when opened; a corrupt file is moved aside (kept for
 inspection) and a fresh log is started.
 
+A batch that cannot be written (a full SD card, an I/O error) is kept in memory and
+retried with the next one, up to ``backlog`` events; past that the oldest are dropped
+and counted.  Once a write succeeds again, ``on_lost(first, last, count)`` is called
+(writer thread) with the seq range that never reached the disk, so the daemon can
+record the gap as ``system.events_lost``.
+
 The writer runs almost no Python: it takes the ready rows and hands them to SQLite,
 which releases the GIL while it steps and syncs.  Encoding a batch in the writer held
 the GIL for ~1 ms per 170 events (5 ms at worst, one switch interval), and the loop
@@ -15,6 +21,7 @@ waited for it when a card came in meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -48,11 +55,16 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class EventLog:
-    def __init__(self, path: str | Path, *, capacity: int = 50_000, flush_interval: float = 0.5) -> None:
+    def __init__(self, path: str | Path, *, capacity: int = 50_000, flush_interval: float = 0.5,
+                 backlog: int = 10_000) -> None:
         self.path = Path(path)
         self.capacity = capacity
         self.flush_interval = flush_interval
+        self.backlog = backlog  # events kept in memory while writes fail
         self._pending: list[tuple] = []  # rows (seq, ts, type, data) ready to insert
+        self._unwritten: list[tuple] = []  # rows of failed writes, retried first (writer thread only)
+        self._lost: tuple[int, int, int] | None = None  # (first seq, last seq, count) dropped past the backlog
+        self.on_lost = None  # callable(first, last, count), writer thread, after a write succeeds again
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._flushed = threading.Condition(self._lock)
@@ -129,18 +141,47 @@ class EventLog:
             with self._lock:
                 batch, self._pending = self._pending, []
                 stop = self._stop
-            if batch:
-                self._write(batch)
+            rows = self._unwritten + batch if self._unwritten else batch
+            ok = self._write(rows) if rows else True
+            if ok:
+                self._unwritten = []
+                lost, self._lost = self._lost, None
+                if lost is not None and self.on_lost is not None:
+                    try:
+                        self.on_lost(*lost)
+                    except Exception:  # the writer must outlive a failing reporter (a closed loop)
+                        log.exception("reporting lost events %s failed", lost)
+            else:
+                self._keep(rows)
             with self._lock:
-                self._written += len(batch)
+                self._written += len(batch)  # written or kept for a retry: flush() does not wait on a full disk
                 self._flushed.notify_all()
-            if batch:
+            if batch and ok:
                 for fn in self.on_commit:
                     fn()
             if stop and not self._pending:
                 return
 
-    def _write(self, rows: list[tuple]) -> None:
+    def _keep(self, rows: list[tuple]) -> None:
+        """Rows whose write failed: kept for the next attempt, the oldest dropped past the backlog."""
+        drop = len(rows) - self.backlog
+        if drop > 0:
+            first, last = rows[0][0], rows[drop - 1][0]
+            if self._lost is not None:
+                first, count = self._lost[0], self._lost[2] + drop
+            else:
+                count = drop
+            self._lost = (first, last, count)
+            log.error("event log: %d events dropped while the disk refuses writes (seq %d–%d)", count, first, last)
+            rows = rows[drop:]
+        self._unwritten = rows
+
+    @property
+    def unwritten(self) -> int:
+        """Events held in memory because the disk refused them."""
+        return len(self._unwritten)
+
+    def _write(self, rows: list[tuple]) -> bool:
         try:
             db = self._db
             db.execute("BEGIN")
@@ -148,11 +189,15 @@ class EventLog:
             db.execute("DELETE FROM events WHERE seq <= ?", (rows[-1][0] - self.capacity,))
             db.execute("COMMIT")
             self.write_error = None
-        except sqlite3.Error as exc:  # disk full, I/O error: keep running, say so
+            return True
+        except sqlite3.Error as exc:  # disk full, I/O error: keep running, say so, retry
+            if self.write_error is None:
+                log.error("event log write failed, %d events kept in memory to retry: %s", len(rows), exc)
             self.write_error = str(exc)
-            log.error("event log write failed, %d events lost: %s", len(rows), exc)
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            return False
 
     def close(self) -> None:
         """Write what is pending, stop the writer and close the file."""

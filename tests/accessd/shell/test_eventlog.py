@@ -113,3 +113,29 @@ def test_kill_9_loses_at_most_the_last_second(tmp_path, run):
         stored = {row[0] for row in db.execute("SELECT seq FROM events")}
     assert set(must_have) <= stored
     assert stored <= {s for s, _ in accepted}
+
+
+def test_a_full_disk_keeps_events_in_memory_and_records_the_gap_past_the_backlog(tmp_path):
+    from accessd.events import Event
+    from accessd.shell.eventlog import EventLog
+
+    log = EventLog(tmp_path / "events.db", flush_interval=0.02, backlog=5)
+    log.open()
+    lost = []
+    log.on_lost = lambda *gap: lost.append(gap)
+    try:
+        pages = log._db.execute("PRAGMA page_count").fetchone()[0]
+        log._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+        for seq in range(1, 21):
+            log.append(Event(seq=seq, ts=float(seq), type="system.filler", fields={"pad": "x" * 4000}))
+            assert log.flush()
+        assert "full" in log.write_error and log.unwritten == 5
+        log._db.execute("PRAGMA max_page_count = 1073741823")  # space again
+        log.append(Event(seq=21, ts=21.0, type="system.filler", fields={}))
+        assert log.flush()
+        assert log.write_error is None and log.unwritten == 0
+        assert lost == [(1, 15, 15)]
+        seqs = [r[0] for r in log._db.execute("SELECT seq FROM events ORDER BY seq")]
+        assert seqs == list(range(16, 22))
+    finally:
+        log.close()
