@@ -504,7 +504,8 @@ TRACE = textwrap.dedent("""
 @pytest.mark.parametrize("normal, locked, sig, code", [
     ("open", "0", signal.SIGTERM, 0),
     ("closed", "1", signal.SIGTERM, 0),
-    ("open", "0", signal.SIGHUP, -signal.SIGHUP),  # not handled by the loop: the relay's guard
+    ("open", "0", signal.SIGHUP, 0),  # handled like SIGTERM (issue 9 finding 11)
+    ("open", "0", signal.SIGUSR1, -signal.SIGUSR1),  # not handled by the loop: the relay's guard
 ])
 def test_signal_real_daemon_relocks(daemon_factory, tmp_path, normal, locked, sig, code):
     """The real daemon's main() with GPIO22's mock level changes traced to a file."""
