@@ -105,3 +105,17 @@ def test_export_pages_are_capped_and_complete(daemon_factory):
     d.result("holders.add", first_name="newcomer")
     last = d.result("holders.list", after_id=HOLDERS, limit=10)["holders"]
     assert [h["first_name"] for h in last] == ["newcomer"]
+
+
+def test_event_queries_still_answer_in_parallel(daemon):
+    results: list = []
+
+    def ask() -> None:
+        results.append(daemon.result("events", limit=10_000))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 6 and all(r["events"] for r in results)
