@@ -79,6 +79,9 @@ from accessd.store.entrylist import (
 
 log = logging.getLogger(__name__)
 
+HEAVY_READS = 1  # concurrent holders list/export reads (each in a worker thread, off the loop)
+LIST_CAP = 10_000  # rows per holders.list page
+EXPORT_CAP = 5_000  # rows per holders.export page (the CLI asks 5000; `more` says when to ask again)
 IMPORT_IDLE = 120.0  # seconds after which an import session without chunks is abandoned
 
 
@@ -554,17 +557,30 @@ class Access:
         self.holder_count -= 1
         return {"removed": holder.brief()}
 
-    def cmd_list(self, params: dict) -> dict:
-        after = _nonneg(params.get("after_id", 0), "holders list: after_id")
-        limit = min(_nonneg(params.get("limit", 1000), "holders list: limit") or 1, 10_000)
-        search = params.get("search")
-        holders = self.store.list(after_id=after, limit=limit, search=search)
-        return {"holders": [self.store.describe(h) for h in holders], "more": len(holders) == limit}
+    async def _heavy_read(self, fn, /, *args, **kwargs):
+        """Run a heavy entry-list read off the loop on the read-only view, one at a time."""
+        sem = self.__dict__.get("_heavy_reads")
+        if sem is None:
+            sem = self._heavy_reads = asyncio.Semaphore(HEAVY_READS)
+        async with sem:
+            reader = self.store.reader()
+            return await self.daemon.loop.run_in_executor(None, lambda: fn(reader, *args, **kwargs))
 
-    def cmd_export(self, params: dict) -> dict:
+    async def cmd_list(self, params: dict) -> dict:
+        after = _nonneg(params.get("after_id", 0), "holders list: after_id")
+        limit = min(_nonneg(params.get("limit", 1000), "holders list: limit") or 1, LIST_CAP)
+        search = params.get("search")
+
+        def read(store):
+            return [store.describe(h) for h in store.list(after_id=after, limit=limit, search=search)]
+
+        holders = await self._heavy_read(read)
+        return {"holders": holders, "more": len(holders) == limit}
+
+    async def cmd_export(self, params: dict) -> dict:
         after = _nonneg(params.get("after_id", 0), "holders export: after_id")
-        limit = min(_nonneg(params.get("limit", 5000), "holders export: limit") or 1, 50_000)
-        rows = self.store.export_rows(after_id=after, limit=limit)
+        limit = min(_nonneg(params.get("limit", 5000), "holders export: limit") or 1, EXPORT_CAP)
+        rows = await self._heavy_read(lambda store: store.export_rows(after_id=after, limit=limit))
         return {"rows": rows, "more": len(rows) == limit}
 
     async def cmd_import(self, params: dict) -> dict:

@@ -256,7 +256,11 @@ class Daemon:
             self.log.flush()
             return self.log.query(**query)
 
-        rows = await self.loop.run_in_executor(None, run)
+        sem = self.__dict__.get("_event_reads")
+        if sem is None:  # at most two event queries at once: each holds a worker thread
+            sem = self._event_reads = asyncio.Semaphore(2)
+        async with sem:
+            rows = await self.loop.run_in_executor(None, run)
         return {"events": rows, "last_seq": self._seq, "more": len(rows) == max(1, min(query["limit"], PAGE_MAX))}
 
     # -- lifecycle ---------------------------------------------------------------

@@ -22,6 +22,7 @@ A card, PIN or QR code belongs to at most one holder; a second use is a
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import hmac
 import json
@@ -232,6 +233,25 @@ class EntryList:
     def close(self) -> None:
         self.conn.close()
         self.state.close()
+        reader = self.__dict__.get("_reader")
+        if reader is not None:
+            reader.conn.close()
+            reader.state.close()
+
+    def reader(self) -> EntryList:
+        """A read-only view on its own connections, for heavy reads in a worker thread.
+
+        WAL lets it read while the loop thread's connection writes; it is made once and
+        must be used by one thread at a time (the caller serialises its use).
+        """
+        reader = self.__dict__.get("_reader")
+        if reader is None:
+            reader = copy.copy(self)
+            reader.__dict__.pop("_reader", None)
+            reader.conn = _read_only(self.path)
+            reader.state = _read_only(self.state_dir / STATE_FILE)
+            self._reader = reader
+        return reader
 
     def _known_format(self, name: str) -> str | None:
         """The library's name of a card format (an alias or another spelling), None if unknown."""
@@ -792,3 +812,10 @@ class _Transaction:
 def format_hex(bits: str) -> str:
     return format(int(bits, 2), "X").rjust((len(bits) + 3) // 4, "0")
 
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA query_only=ON")
+    return conn
