@@ -165,6 +165,7 @@ class Access:
         self._futures: dict[int, tuple[asyncio.Future, bool]] = {}  # ref → (waiter, wants the Decided)
         self._decided: dict[int, Decided] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._heavy_reads = asyncio.Semaphore(HEAVY_READS)  # holders list/export, off the loop
         daemon.scheduler.add("access policy", self.policy.next_deadline, self._tick)
         # Every command here is privileged: check-credential is a PIN and card oracle even
         # as a dry run, and the list and the latest reads hold the card numbers a cloner
@@ -559,10 +560,7 @@ class Access:
 
     async def _heavy_read(self, fn, /, *args, **kwargs):
         """Run a heavy entry-list read off the loop on the read-only view, one at a time."""
-        sem = self.__dict__.get("_heavy_reads")
-        if sem is None:
-            sem = self._heavy_reads = asyncio.Semaphore(HEAVY_READS)
-        async with sem:
+        async with self._heavy_reads:
             reader = self.store.reader()
             return await self.daemon.loop.run_in_executor(None, lambda: fn(reader, *args, **kwargs))
 

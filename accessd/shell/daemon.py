@@ -119,6 +119,7 @@ class Daemon:
         self._seq = 0
         self._early: list[tuple[float, str, dict]] = []  # published before the log opened
         self._logging = False
+        self._event_reads = asyncio.Semaphore(2)  # event queries at once (each holds a worker thread)
         self._held: list[dict] | None = None  # events whose fan-out waits (relay_first)
         self._stop: asyncio.Event | None = None
         self.started = time.time()
@@ -256,10 +257,7 @@ class Daemon:
             self.log.flush()
             return self.log.query(**query)
 
-        sem = self.__dict__.get("_event_reads")
-        if sem is None:  # at most two event queries at once: each holds a worker thread
-            sem = self._event_reads = asyncio.Semaphore(2)
-        async with sem:
+        async with self._event_reads:
             rows = await self.loop.run_in_executor(None, run)
         return {"events": rows, "last_seq": self._seq, "more": len(rows) == max(1, min(query["limit"], PAGE_MAX))}
 

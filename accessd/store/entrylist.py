@@ -204,6 +204,7 @@ class EntryList:
         """
         self.state_dir = Path(state_dir)
         self.formats = LIBRARY if formats is None else formats
+        self._reader: EntryList | None = None  # the read-only view (reader()), made on first use
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as exc:
@@ -233,7 +234,7 @@ class EntryList:
     def close(self) -> None:
         self.conn.close()
         self.state.close()
-        reader = self.__dict__.get("_reader")
+        reader, self._reader = self._reader, None
         if reader is not None:
             reader.conn.close()
             reader.state.close()
@@ -244,10 +245,9 @@ class EntryList:
         WAL lets it read while the loop thread's connection writes; it is made once and
         must be used by one thread at a time (the caller serialises its use).
         """
-        reader = self.__dict__.get("_reader")
+        reader = self._reader
         if reader is None:
             reader = copy.copy(self)
-            reader.__dict__.pop("_reader", None)
             reader.conn = _read_only(self.path)
             reader.state = _read_only(self.state_dir / STATE_FILE)
             self._reader = reader
