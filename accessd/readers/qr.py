@@ -19,6 +19,7 @@ terminator go through the same line decoder as a serial scanner's bytes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from accessd.errors import CommandError, ConfigError
@@ -88,12 +89,13 @@ class QrReader:
         self.daemon.loop.call_soon_threadsafe(self._status_changed, status, reason)
 
     # -- on the loop
-    def handle(self, event) -> None:
+    def _outcomes(self, event) -> list:
         if isinstance(event, QrText):
-            outcomes = self.pipeline.qr(event.text)
-        else:  # QrInvalid: why, never the bytes
-            outcomes = self.pipeline.qr_rejected(f"{event.reason}: {event.detail}")
-        for outcome in outcomes:
+            return self.pipeline.qr(event.text)
+        return self.pipeline.qr_rejected(f"{event.reason}: {event.detail}")  # QrInvalid: why, never the bytes
+
+    def handle(self, event) -> None:
+        for outcome in self._outcomes(event):
             self.sink.submit(outcome, self.id)
 
     def _status_changed(self, status: str, reason: str | None) -> None:
@@ -110,13 +112,9 @@ class QrReader:
         assembler = LineAssembler(terminator=self.cfg.terminator.encode(), max_length=self.cfg.max_length)
         decided = []
         for event in assembler.feed(text.encode("utf-8") + self.cfg.terminator.encode()):
-            if isinstance(event, QrText):
-                outcomes = self.pipeline.qr(event.text)
-            else:
-                outcomes = self.pipeline.qr_rejected(f"{event.reason}: {event.detail}")
-            for outcome in outcomes:
+            for outcome in self._outcomes(event):
                 result = self.sink.submit(outcome, self.id)
-                if hasattr(result, "__await__"):
+                if isinstance(result, asyncio.Future):  # waits (upstream)
                     result = await result
                 if result is not None:
                     decided.append(result.to_json())
