@@ -210,15 +210,16 @@ class DoorController:
 
     # -- the hooks of the contract (loop thread) -------------------------------------------
 
-    def grant(self, *, seconds: float | None = None, holder: dict | None = None, reader: str | None = None) -> dict:
+    def grant(self, *, seconds: float | None = None, holder: dict | None = None, reader: str | None = None) -> None:
+        """A decided grant (the reader path: nothing here builds what nobody reads)."""
         try:
             event = Grant(seconds=seconds, holder=holder, reader=reader)
         except ValueError:  # a holder's broken access time must not cost the grant
             log.warning("door: grant with invalid seconds %r: using access_time", seconds)
             event = Grant(seconds=None, holder=holder, reader=reader)
-        self._mode_changes(self.modes.granted())  # a first card begins a scheduled unlocked period
+        if self.modes.waiting:  # a first card begins a scheduled unlocked period
+            self._mode_changes(self.modes.granted())
         self._handle(event)
-        return self.door_status()
 
     def unlock(self, seconds: float | None = None, *, uid: int | None = None) -> dict:
         self._handle(ManualUnlock(seconds=seconds, uid=uid))
